@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmocka.h — header-only CMocka helpers for tests of code that uses poolsim.
+ *
+ * Usage:
+ *
+ *     #include <stdarg.h>
+ *     #include <stddef.h>
+ *     #include <setjmp.h>
+ *     #include <stdint.h>
+ *     #include <cmocka.h>
+ *     #include <poolsim/wdm.h>
+ *     #include <poolsim/cmocka.h>
+ *
+ *     static void test_drv_zero_size(void **state)
+ *     {
+ *         (void)state;
+ *         expect_bugcheck(0xC4, 0x00, (void)ExAllocatePoolWithTag(NonPagedPoolNx, 0, 'gaTX'));
+ *         assert_int_equal(poolsim_cmocka_last()->param[2], NonPagedPoolNx);
+ *     }
+ *
+ *     int main(void)
+ *     {
+ *         const struct CMUnitTest tests[] = {
+ *             cmocka_unit_test_setup_teardown(test_drv_zero_size, poolsim_cmocka_setup,
+ *                                             poolsim_cmocka_teardown),
+ *         };
+ *         return cmocka_run_group_tests(tests, NULL, NULL);
+ *     }
+ *
+ * poolsim_cmocka_setup() starts a fresh poolsim instance with the default
+ * options (never the environment, so runs are deterministic) and installs a
+ * capturing bug-check handler. A test that needs other options calls
+ * poolsim_cmocka_reinit(&opts) first, or a program sets options for every
+ * following setup with poolsim_cmocka_set_options(&opts).
+ * poolsim_cmocka_teardown() shuts the instance down and fails the test when a
+ * bug check was raised outside expect_bugcheck(), or when blocks leaked.
+ *
+ * expect_bugcheck(code, arg1, statement) runs statement and passes when the
+ * bug check `code` with Arg1 == arg1 is raised during it. The handler
+ * longjmps out of the statement, so nothing after the bug check runs: a local
+ * variable assigned inside the statement and read afterwards must be volatile.
+ * expect_bugcheck_continue() is the same, but the handler returns, so the
+ * raising call fails safely (an allocation returns NULL, a free does nothing)
+ * and the statement runs to its end: this is poolsim's report-and-continue
+ * mode. expect_no_bugcheck(statement) fails when any bug check is raised.
+ * poolsim_cmocka_last() is the last bug check this thread captured, for
+ * asserting Arg2..Arg4 and the block. The statement may be several statements.
+ *
+ * Include <poolsim/wdm.h> before this header when the tests use POOLSIM_TRY:
+ * the fixtures then also drop the try frames a bug check jumped out of.
+ *
+ * A bug check raised on another thread is recorded as unexpected and the
+ * handler returns; the counters are not atomic, so tests that raise bug checks
+ * from several threads at once should check poolsim_bugcheck_count() instead.
+ */
+#ifndef POOLSIM_CMOCKA_H
+#define POOLSIM_CMOCKA_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <poolsim/poolsim.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_MSC_VER)
+#define POOLSIM_CMOCKA_TLS_ __declspec(thread)
+#elif defined(__GNUC__) || defined(__clang__)
+#define POOLSIM_CMOCKA_TLS_ __thread
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define POOLSIM_CMOCKA_TLS_ _Thread_local
+#else
+#error "poolsim/cmocka.h needs thread-local storage"
+#endif
+
+/* A hook the capturing handler calls first with every bug check, while the
+ * raising call is still on the stack (e.g. to read the string Arg2 of the
+ * leak bug check points to before poolsim_shutdown releases it). */
+typedef void poolsim_cmocka_hook_fn(const poolsim_bugcheck *bc, void *ctx);
+
+/* ---- State (private: use the functions below) ----------------------------- */
+
+#define POOLSIM_CMOCKA_JUMP_ 1   /* the handler longjmps out of the statement */
+#define POOLSIM_CMOCKA_RETURN_ 2 /* the handler returns (report and continue) */
+
+typedef struct poolsim_cmocka_thread_ {
+    int mode;               /* 0: not inside an expect_* statement */
+    jmp_buf *jump;          /* where POOLSIM_CMOCKA_JUMP_ returns to */
+    unsigned hits;          /* bug checks raised inside the statement */
+    poolsim_bugcheck first; /* the first of them */
+    bool has_last;
+    poolsim_bugcheck last; /* last bug check this thread captured */
+} poolsim_cmocka_thread_;
+
+typedef struct poolsim_cmocka_state_ {
+    bool have_options;       /* set_options was called */
+    poolsim_options next;    /* options for the following setups */
+    poolsim_options current; /* options of the running instance */
+    int in_shutdown;         /* poolsim_shutdown is running under us */
+    unsigned unexpected;
+    poolsim_bugcheck first_unexpected;
+    unsigned leaks; /* leak bug checks raised by the fixture's shutdown */
+    poolsim_bugcheck leak;
+    poolsim_cmocka_hook_fn *hook;
+    void *hook_ctx;
+} poolsim_cmocka_state_;
+
+static inline poolsim_cmocka_state_ *poolsim_cmocka_state_get_(void)
+{
+    static poolsim_cmocka_state_ st;
+    return &st;
+}
+
+static inline poolsim_cmocka_thread_ *poolsim_cmocka_thread_get_(void)
+{
+    static POOLSIM_CMOCKA_TLS_ poolsim_cmocka_thread_ th;
+    return &th;
+}
+
+/* True for the bug checks that report blocks outstanding at unload (§1.1). */
+static inline bool poolsim_cmocka_is_leak_(const poolsim_bugcheck *bc)
+{
+    return bc->code == 0xC4 && (bc->param[0] == 0x60 || bc->param[0] == 0x61 || bc->param[0] == 0x62);
+}
+
+static inline void poolsim_cmocka_print_(const char *what, const poolsim_bugcheck *bc)
+{
+    print_error("%s 0x%lX (0x%llX, 0x%llX, 0x%llX, 0x%llX) %s: %s\n", what, bc->code,
+                (unsigned long long)bc->param[0], (unsigned long long)bc->param[1],
+                (unsigned long long)bc->param[2], (unsigned long long)bc->param[3], bc->name ? bc->name : "?",
+                bc->summary ? bc->summary : "");
+    if (bc->site.file != NULL)
+        print_error("    raised in %s at %s:%d\n", bc->site.routine ? bc->site.routine : "?", bc->site.file,
+                    bc->site.line);
+}
+
+/* The handler installed by poolsim_cmocka_setup. */
+static inline void poolsim_cmocka_handler_(const poolsim_bugcheck *bc, void *ctx)
+{
+    poolsim_cmocka_state_ *st = poolsim_cmocka_state_get_();
+    poolsim_cmocka_thread_ *th = poolsim_cmocka_thread_get_();
+    (void)ctx;
+    th->last = *bc;
+    th->has_last = true;
+    if (st->hook != NULL)
+        st->hook(bc, st->hook_ctx);
+    if (th->mode != 0) {
+        if (th->hits++ == 0)
+            th->first = *bc;
+        if (th->mode == POOLSIM_CMOCKA_JUMP_ && th->jump != NULL) {
+            jmp_buf *jb = th->jump;
+            th->jump = NULL;
+            longjmp(*jb, 1);
+        }
+        return;
+    }
+    if (st->in_shutdown && poolsim_cmocka_is_leak_(bc)) {
+        if (st->leaks++ == 0)
+            st->leak = *bc;
+        return;
+    }
+    if (st->unexpected++ == 0)
+        st->first_unexpected = *bc;
+}
+
+static inline void poolsim_cmocka_reset_(void)
+{
+    poolsim_cmocka_state_ *st = poolsim_cmocka_state_get_();
+    poolsim_cmocka_thread_ *th = poolsim_cmocka_thread_get_();
+    st->in_shutdown = 0;
+    st->unexpected = 0;
+    st->leaks = 0;
+    st->hook = NULL;
+    st->hook_ctx = NULL;
+    th->mode = 0;
+    th->jump = NULL;
+    th->hits = 0;
+    th->has_last = false;
+#ifdef POOLSIM_WDM_H
+    /* A bug check that jumped out of a POOLSIM_TRY body left its frame behind. */
+    poolsim_wdm_try_reset();
+#endif
+}
+
+/* Shuts the instance down with the capturing handler in place and returns
+ * the outstanding block count. */
+static inline size_t poolsim_cmocka_shutdown_(void)
+{
+    poolsim_cmocka_state_ *st = poolsim_cmocka_state_get_();
+    poolsim_cmocka_thread_ *th = poolsim_cmocka_thread_get_();
+    size_t left;
+    th->mode = 0; /* a failed test may have left a statement armed */
+    th->jump = NULL;
+    st->in_shutdown = 1;
+    left = poolsim_shutdown();
+    st->in_shutdown = 0;
+    return left;
+}
+
+static inline int poolsim_cmocka_start_(const poolsim_options *opts)
+{
+    poolsim_cmocka_state_ *st = poolsim_cmocka_state_get_();
+    int rc;
+    st->current = *opts;
+    poolsim_set_bugcheck_handler(poolsim_cmocka_handler_, NULL);
+    rc = poolsim_init(&st->current);
+    poolsim_set_bugcheck_handler(poolsim_cmocka_handler_, NULL);
+    return rc;
+}
+
+/* ---- Fixtures -------------------------------------------------------------- */
+
+/* Options for every following poolsim_cmocka_setup; NULL goes back to the
+ * defaults. */
+static inline void poolsim_cmocka_set_options(const poolsim_options *opts)
+{
+    poolsim_cmocka_state_ *st = poolsim_cmocka_state_get_();
+    st->have_options = opts != NULL;
+    if (opts != NULL)
+        st->next = *opts;
+}
+
+/* The defaults the fixture uses: poolsim_options_default(), no environment. */
+static inline poolsim_options poolsim_cmocka_default_options(void)
+{
+    poolsim_options o;
+    poolsim_options_default(&o);
+    return o;
+}
+
+/* The options of the running instance. */
+static inline const poolsim_options *poolsim_cmocka_options(void)
+{
+    return &poolsim_cmocka_state_get_()->current;
+}
+
+/* Group or per-test setup: a fresh instance and the capturing handler. */
+static inline int poolsim_cmocka_setup(void **state)
+{
+    poolsim_cmocka_state_ *st = poolsim_cmocka_state_get_();
+    poolsim_options o;
+    (void)state;
+    if (poolsim_initialized())
+        (void)poolsim_cmocka_shutdown_();
+    poolsim_cmocka_reset_();
+    if (st->have_options)
+        o = st->next;
+    else
+        poolsim_options_default(&o);
+    if (poolsim_cmocka_start_(&o) != POOLSIM_OK) {
+        print_error("poolsim_cmocka_setup: poolsim_init failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Group or per-test teardown: shuts the instance down; fails the test when a
+ * bug check was raised outside expect_* or when blocks leaked. */
+static inline int poolsim_cmocka_teardown(void **state)
+{
+    poolsim_cmocka_state_ *st = poolsim_cmocka_state_get_();
+    size_t left;
+    (void)state;
+    left = poolsim_cmocka_shutdown_();
+    poolsim_set_bugcheck_handler(NULL, NULL);
+    if (st->unexpected != 0) {
+        print_error("poolsim: %u unexpected bug check(s) during the test; the first:\n", st->unexpected);
+        poolsim_cmocka_print_("   ", &st->first_unexpected);
+    }
+    if (left != 0) {
+        print_error("poolsim: %llu block(s) leaked\n", (unsigned long long)left);
+        if (st->leaks != 0)
+            poolsim_cmocka_print_("    leak bug check", &st->leak);
+    }
+    if (st->unexpected != 0 || left != 0) {
+        poolsim_cmocka_reset_();
+        _fail(__FILE__, __LINE__);
+    }
+    poolsim_cmocka_reset_();
+    return 0;
+}
+
+/* Inside a test: replaces the fresh instance by one with *opts (NULL: the
+ * fixture's defaults). Fails the test when blocks were outstanding or init
+ * fails. */
+#define poolsim_cmocka_reinit(opts) poolsim_cmocka_reinit_((opts), __FILE__, __LINE__)
+
+static inline void poolsim_cmocka_reinit_(const poolsim_options *opts, const char *file, int line)
+{
+    poolsim_options o;
+    size_t left = poolsim_cmocka_shutdown_();
+    if (left != 0) {
+        print_error("poolsim_cmocka_reinit: %llu block(s) were outstanding\n", (unsigned long long)left);
+        _fail(file, line);
+    }
+    if (opts != NULL)
+        o = *opts;
+    else
+        poolsim_options_default(&o);
+    if (poolsim_cmocka_start_(&o) != POOLSIM_OK) {
+        print_error("poolsim_cmocka_reinit: poolsim_init failed\n");
+        _fail(file, line);
+    }
+}
+
+/* Puts the capturing handler back, e.g. after a test tried the default one. */
+static inline void poolsim_cmocka_install_handler(void)
+{
+    poolsim_set_bugcheck_handler(poolsim_cmocka_handler_, NULL);
+}
+
+/* Calls fn with every captured bug check (NULL: none) until teardown. */
+static inline void poolsim_cmocka_set_hook(poolsim_cmocka_hook_fn *fn, void *ctx)
+{
+    poolsim_cmocka_state_ *st = poolsim_cmocka_state_get_();
+    st->hook = fn;
+    st->hook_ctx = ctx;
+}
+
+/* The last bug check the calling thread captured since setup, or NULL. */
+static inline const poolsim_bugcheck *poolsim_cmocka_last(void)
+{
+    poolsim_cmocka_thread_ *th = poolsim_cmocka_thread_get_();
+    return th->has_last ? &th->last : NULL;
+}
+
+/* Bug checks raised outside expect_* since setup. */
+static inline unsigned poolsim_cmocka_unexpected(void) { return poolsim_cmocka_state_get_()->unexpected; }
+
+/* ---- Expectations ------------------------------------------------------------ */
+
+static inline void poolsim_cmocka_arm_(jmp_buf *jb, int mode)
+{
+    poolsim_cmocka_thread_ *th = poolsim_cmocka_thread_get_();
+    th->hits = 0;
+    th->jump = jb;
+    th->mode = mode;
+}
+
+/* Disarms and returns the number of bug checks the statement raised. */
+static inline unsigned poolsim_cmocka_disarm_(void)
+{
+    poolsim_cmocka_thread_ *th = poolsim_cmocka_thread_get_();
+    th->mode = 0;
+    th->jump = NULL;
+    return th->hits;
+}
+
+static inline void poolsim_cmocka_check_(unsigned long code, uintptr_t arg1, const char *stmt,
+                                         const char *file, int line)
+{
+    poolsim_cmocka_thread_ *th = poolsim_cmocka_thread_get_();
+    unsigned hits = poolsim_cmocka_disarm_();
+    if (hits == 1 && th->first.code == code && th->first.param[0] == arg1)
+        return;
+    print_error("%s:%d: expected bug check 0x%lX with Arg1 0x%llX from `%s`\n", file, line, code,
+                (unsigned long long)arg1, stmt);
+    if (hits == 0) {
+        print_error("    got none\n");
+    } else {
+        poolsim_cmocka_print_("    got", &th->first);
+        if (hits > 1)
+            print_error("    and %u more bug check(s); the last:\n", hits - 1);
+        if (hits > 1)
+            poolsim_cmocka_print_("   ", &th->last);
+    }
+    _fail(file, line);
+}
+
+static inline void poolsim_cmocka_check_none_(const char *stmt, const char *file, int line)
+{
+    poolsim_cmocka_thread_ *th = poolsim_cmocka_thread_get_();
+    unsigned hits = poolsim_cmocka_disarm_();
+    if (hits == 0)
+        return;
+    print_error("%s:%d: expected no bug check from `%s`\n", file, line, stmt);
+    poolsim_cmocka_print_("    got", &th->first);
+    _fail(file, line);
+}
+
+/* Runs statement; passes when exactly bug check `code` with Arg1 == arg1 is
+ * raised in it. The statement stops at the bug check. */
+#define expect_bugcheck(code, arg1, ...)                                                                     \
+    do {                                                                                                     \
+        jmp_buf poolsim_cmocka_jb_;                                                                          \
+        poolsim_cmocka_arm_(&poolsim_cmocka_jb_, POOLSIM_CMOCKA_JUMP_);                                      \
+        if (setjmp(poolsim_cmocka_jb_) == 0) {                                                               \
+            __VA_ARGS__;                                                                                     \
+        }                                                                                                    \
+        poolsim_cmocka_check_((unsigned long)(code), (uintptr_t)(arg1), #__VA_ARGS__, __FILE__, __LINE__);   \
+    } while (0)
+
+/* Like expect_bugcheck, but the handler returns: the raising call fails safely
+ * and the statement runs to its end. Passes when exactly one bug check was
+ * raised and it matches. */
+#define expect_bugcheck_continue(code, arg1, ...)                                                            \
+    do {                                                                                                     \
+        poolsim_cmocka_arm_(NULL, POOLSIM_CMOCKA_RETURN_);                                                   \
+        __VA_ARGS__;                                                                                         \
+        poolsim_cmocka_check_((unsigned long)(code), (uintptr_t)(arg1), #__VA_ARGS__, __FILE__, __LINE__);   \
+    } while (0)
+
+/* Runs statement; fails when any bug check is raised in it. */
+#define expect_no_bugcheck(...)                                                                              \
+    do {                                                                                                     \
+        jmp_buf poolsim_cmocka_jb_;                                                                          \
+        poolsim_cmocka_arm_(&poolsim_cmocka_jb_, POOLSIM_CMOCKA_JUMP_);                                      \
+        if (setjmp(poolsim_cmocka_jb_) == 0) {                                                               \
+            __VA_ARGS__;                                                                                     \
+        }                                                                                                    \
+        poolsim_cmocka_check_none_(#__VA_ARGS__, __FILE__, __LINE__);                                        \
+    } while (0)
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* POOLSIM_CMOCKA_H */

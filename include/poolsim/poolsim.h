@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * poolsim.h — the public contract of the poolsim core.
+ *
+ * poolsim emulates the Windows kernel pool: it hands out blocks with the
+ * kernel's alignment and zeroing rules, keeps an out-of-band record of every
+ * block, counts usage per tag and pool type like WinDbg's !poolused, and turns
+ * every misuse into a bug check with the code and four parameters Windows (or
+ * Driver Verifier) would raise. The bug check goes to a handler instead of
+ * stopping the machine.
+ *
+ * The functions without a routine argument act on the process-wide default
+ * instance created by poolsim_init(). Unless a comment says otherwise every
+ * function is thread-safe and may be called at any simulated IRQL.
+ *
+ * The poolsim_pool_* functions are the engine behind <poolsim/wdm.h> (user
+ * mode) and <poolsim/shim.h> (driver build); driver code calls the WDK names,
+ * not these.
+ */
+#ifndef POOLSIM_POOLSIM_H
+#define POOLSIM_POOLSIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <poolsim/export.h>
+#include <poolsim/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Options ----------------------------------------------------------- */
+
+/* Values of the `family` option: which bug-check codes violations use. */
+#define POOLSIM_FAMILY_VERIFIER 0u /* C4 DRIVER_VERIFIER_DETECTED_VIOLATION etc. */
+#define POOLSIM_FAMILY_RETAIL 1u   /* C2 BAD_POOL_CALLER / 0x19 BAD_POOL_HEADER */
+
+/* Values of the `tag_check` option: when ExFreePoolWithTag compares tags. */
+#define POOLSIM_TAG_CHECK_STRICT 0u    /* any non-zero tag that differs */
+#define POOLSIM_TAG_CHECK_PROTECTED 1u /* only blocks tagged PROTECTED_POOL */
+
+/*
+ * The options table: X(name, C type, kind, default, meaning). Every option
+ * is a field of poolsim_options and can be set from the environment as
+ * POOLSIM_<NAME> (upper case): booleans take 1/0/on/off/true/false/yes/no,
+ * sizes take K/M/G suffixes, `family` takes verifier/retail, `tag_check`
+ * takes strict/protected. A driver build, which has no environment, sets
+ * defaults at compile time with -DPOOLSIM_DEFAULT_<NAME>=value.
+ */
+#ifndef POOLSIM_DEFAULT_FAMILY
+#define POOLSIM_DEFAULT_FAMILY POOLSIM_FAMILY_VERIFIER
+#endif
+#ifndef POOLSIM_DEFAULT_CONTINUE_ON_BUGCHECK
+#define POOLSIM_DEFAULT_CONTINUE_ON_BUGCHECK 0
+#endif
+#ifndef POOLSIM_DEFAULT_TAG_CHECK
+#define POOLSIM_DEFAULT_TAG_CHECK POOLSIM_TAG_CHECK_STRICT
+#endif
+#ifndef POOLSIM_DEFAULT_LEAK_CODE
+#define POOLSIM_DEFAULT_LEAK_CODE 0x62
+#endif
+#ifndef POOLSIM_DEFAULT_LEAK_CHECK
+#define POOLSIM_DEFAULT_LEAK_CHECK 1
+#endif
+#ifndef POOLSIM_DEFAULT_ZERO_SIZE_CHECK
+#define POOLSIM_DEFAULT_ZERO_SIZE_CHECK 1
+#endif
+#ifndef POOLSIM_DEFAULT_PAGED_LIMIT
+#define POOLSIM_DEFAULT_PAGED_LIMIT 0x40000000ull
+#endif
+#ifndef POOLSIM_DEFAULT_NONPAGED_LIMIT
+#define POOLSIM_DEFAULT_NONPAGED_LIMIT 0x40000000ull
+#endif
+#ifndef POOLSIM_DEFAULT_FILL_UNINIT
+#define POOLSIM_DEFAULT_FILL_UNINIT 1
+#endif
+#ifndef POOLSIM_DEFAULT_UNINIT_BYTE
+#define POOLSIM_DEFAULT_UNINIT_BYTE 0xC5
+#endif
+#ifndef POOLSIM_DEFAULT_TRACK_SITES
+#define POOLSIM_DEFAULT_TRACK_SITES 1
+#endif
+#ifndef POOLSIM_DEFAULT_MAX_REPORTS
+#define POOLSIM_DEFAULT_MAX_REPORTS 100
+#endif
+#ifndef POOLSIM_DEFAULT_QUARANTINE_BYTES
+#define POOLSIM_DEFAULT_QUARANTINE_BYTES 0x2000000ull
+#endif
+#ifndef POOLSIM_DEFAULT_QUARANTINE_BLOCKS
+#define POOLSIM_DEFAULT_QUARANTINE_BLOCKS 65536
+#endif
+#ifndef POOLSIM_DEFAULT_GUARDS
+#define POOLSIM_DEFAULT_GUARDS 1
+#endif
+#ifndef POOLSIM_DEFAULT_HALT_ON_BAD
+#define POOLSIM_DEFAULT_HALT_ON_BAD 0
+#endif
+#ifndef POOLSIM_DEFAULT_PRINT_FREES
+#define POOLSIM_DEFAULT_PRINT_FREES 0
+#endif
+#ifndef POOLSIM_DEFAULT_DRIVER_NAME
+#define POOLSIM_DEFAULT_DRIVER_NAME "poolsim.sys"
+#endif
+
+/* Kinds: BOOL (1/0/on/off/true/false/yes/no), U32 and U64 (numbers), FAMILY
+ * (verifier/retail), TAGCHECK (strict/protected), STR (a string). */
+#define POOLSIM_OPTIONS(X)                                                                                   \
+    X(family, uint32_t, FAMILY, POOLSIM_DEFAULT_FAMILY,                                                      \
+      "bug-check family: verifier (C4...) or retail (C2/0x19)")                                              \
+    X(continue_on_bugcheck, uint32_t, BOOL, POOLSIM_DEFAULT_CONTINUE_ON_BUGCHECK,                            \
+      "the default handler reports and returns instead of stopping the process")                             \
+    X(tag_check, uint32_t, TAGCHECK, POOLSIM_DEFAULT_TAG_CHECK,                                              \
+      "wrong-tag free check: strict (any non-zero tag) or protected (PROTECTED_POOL blocks only)")           \
+    X(leak_code, uint32_t, U32, POOLSIM_DEFAULT_LEAK_CODE,                                                   \
+      "C4 subcode of the leak check: 0x62 (driver name, count) or 0x60 (paged, nonpaged bytes, count)")      \
+    X(leak_check, uint32_t, BOOL, POOLSIM_DEFAULT_LEAK_CHECK,                                                \
+      "poolsim_shutdown prints the leak table and raises the leak bug check when blocks remain")             \
+    X(zero_size_check, uint32_t, BOOL, POOLSIM_DEFAULT_ZERO_SIZE_CHECK,                                      \
+      "a zero-byte request is a bug check (C4/0x00; retail C2/0x00); off: served as a minimum block")        \
+    X(paged_limit, uint64_t, U64, POOLSIM_DEFAULT_PAGED_LIMIT,                                               \
+      "bytes of paged pool in use before allocations fail (0: no limit)")                                    \
+    X(nonpaged_limit, uint64_t, U64, POOLSIM_DEFAULT_NONPAGED_LIMIT,                                         \
+      "bytes of nonpaged pool in use before allocations fail (0: no limit)")                                 \
+    X(fill_uninit, uint32_t, BOOL, POOLSIM_DEFAULT_FILL_UNINIT,                                              \
+      "fill uninitialised blocks with uninit_byte so reads of uninitialised pool stand out")                 \
+    X(uninit_byte, uint32_t, U32, POOLSIM_DEFAULT_UNINIT_BYTE, "the byte that fills uninitialised blocks")   \
+    X(track_sites, uint32_t, BOOL, POOLSIM_DEFAULT_TRACK_SITES,                                              \
+      "record and count the file:line of every allocation (per-site !poolused rows, leak table callers)")    \
+    X(max_reports, uint32_t, U32, POOLSIM_DEFAULT_MAX_REPORTS,                                               \
+      "reports the default handler prints before it goes quiet (0: no cap)")                                 \
+    X(guards, uint32_t, BOOL, POOLSIM_DEFAULT_GUARDS,                                                        \
+      "canary header, footer and slack around every block, checked at free and by poolsim_validate")         \
+    X(quarantine_bytes, uint64_t, U64, POOLSIM_DEFAULT_QUARANTINE_BYTES,                                     \
+      "freed bytes held back, poisoned, before reuse, per shard (0: no quarantine)")                         \
+    X(quarantine_blocks, uint32_t, U32, POOLSIM_DEFAULT_QUARANTINE_BLOCKS,                                   \
+      "freed blocks held back, poisoned, before reuse, per shard (0: no quarantine)")                        \
+    X(halt_on_bad, uint32_t, BOOL, POOLSIM_DEFAULT_HALT_ON_BAD,                                              \
+      "break into an attached debugger before each bug check is reported")                                   \
+    X(print_frees, uint32_t, BOOL, POOLSIM_DEFAULT_PRINT_FREES,                                              \
+      "print a line for every free (MemCheck style)")                                                        \
+    X(driver_name, const char *, STR, POOLSIM_DEFAULT_DRIVER_NAME,                                           \
+      "driver name: Arg2 of the C4/0x62 leak bug check")
+
+typedef struct poolsim_options {
+#define POOLSIM_OPTION_FIELD_(name, type, kind, def, help) type name;
+    POOLSIM_OPTIONS(POOLSIM_OPTION_FIELD_)
+#undef POOLSIM_OPTION_FIELD_
+} poolsim_options;
+
+/* Fills *opts with the compile-time defaults. */
+POOLSIM_API void poolsim_options_default(poolsim_options *opts);
+
+/* Applies POOLSIM_<NAME> environment variables on top of *opts. Returns the
+ * number of variables that could not be parsed (each is reported). */
+POOLSIM_API int poolsim_options_from_env(poolsim_options *opts);
+
+/* ---- Lifetime ---------------------------------------------------------- */
+
+/* Return values of poolsim_init. */
+#define POOLSIM_OK 0
+#define POOLSIM_E_ALREADY -1 /* poolsim_init called twice without shutdown */
+#define POOLSIM_E_NOMEM -2   /* the platform layer gave no memory */
+#define POOLSIM_E_OPTION -3  /* an option value is out of range */
+
+/* Creates the default instance. opts == NULL means defaults + environment.
+ * IRQL: PASSIVE_LEVEL. */
+POOLSIM_API int poolsim_init(const poolsim_options *opts);
+
+/* True between poolsim_init and poolsim_shutdown. */
+POOLSIM_API bool poolsim_initialized(void);
+
+/* Reports leaks (Track-style table + the leak bug check), releases every
+ * resource and returns the number of blocks that were still allocated.
+ * Returns 0 and does nothing when not initialised. IRQL: PASSIVE_LEVEL. */
+POOLSIM_API size_t poolsim_shutdown(void);
+
+/* ---- Output and bug checks ---------------------------------------------- */
+
+typedef void poolsim_output_fn(const char *text, void *ctx);
+
+/* Where reports go; fn == NULL restores the platform default (stderr,
+ * OutputDebugString or DbgPrintEx). Settable before poolsim_init. */
+POOLSIM_API void poolsim_set_output(poolsim_output_fn *fn, void *ctx);
+
+/* Writes text where reports go (DbgPrint uses it). */
+POOLSIM_API void poolsim_write(const char *text);
+
+/* Lifecycle of a block (KFENCE style). */
+typedef enum poolsim_block_state {
+    POOLSIM_BLOCK_LIVE = 1,        /* allocated, owned by the caller */
+    POOLSIM_BLOCK_QUARANTINED = 2, /* freed, poisoned and held back */
+    POOLSIM_BLOCK_RELEASED = 3     /* freed and gone; the record is history */
+} poolsim_block_state;
+
+/* A call site: where a routine was called from. */
+typedef struct poolsim_site {
+    const char *file; /* NULL when unknown */
+    int line;
+    const char *routine; /* WDK routine name, e.g. "ExAllocatePool2" */
+} poolsim_site;
+
+/* What poolsim knows of one block. Every field comes from the out-of-band
+ * record, never from memory the caller can write. */
+typedef struct poolsim_block_info {
+    const void *address; /* the pointer the caller was given */
+    size_t size;         /* bytes requested */
+    uint32_t tag;        /* as passed (PROTECTED_POOL bit included) */
+    uint32_t pool_type;  /* POOL_TYPE value; ExAllocatePool2 flags are mapped */
+    poolsim_block_state state;
+    bool quota_charged;
+    uint32_t thread; /* allocating thread */
+    poolsim_site alloc_site;
+    uint64_t alloc_seq;     /* 1 for the instance's first allocation */
+    poolsim_site free_site; /* valid when state != LIVE */
+    uint64_t free_seq;
+} poolsim_block_info;
+
+/* Damaged bytes found next to or inside a block (guards, or poison after free). */
+#define POOLSIM_DAMAGE_UNDERRUN 1u   /* header or bytes before the block */
+#define POOLSIM_DAMAGE_OVERRUN 2u    /* slack or footer after the block */
+#define POOLSIM_DAMAGE_AFTER_FREE 3u /* the block's bytes, written while quarantined */
+#define POOLSIM_DAMAGE_BYTES 32u
+
+typedef struct poolsim_damage {
+    uint32_t kind;     /* POOLSIM_DAMAGE_*; 0 = this slot is unused */
+    const void *first; /* the first damaged byte */
+    intptr_t offset;   /* of the first damaged byte from the block's address */
+    size_t count;      /* damaged bytes in the checked region */
+    uint32_t nbytes;   /* bytes captured below, from `first` */
+    uint8_t found[POOLSIM_DAMAGE_BYTES];
+    uint8_t expected[POOLSIM_DAMAGE_BYTES];
+} poolsim_damage;
+
+/* A violation, with the code and parameters Windows would raise. */
+typedef struct poolsim_bugcheck {
+    unsigned long code;         /* e.g. 0xC4 */
+    uintptr_t param[4];         /* Arg1..Arg4 exactly as documented */
+    const char *name;           /* e.g. "DRIVER_VERIFIER_DETECTED_VIOLATION" */
+    const char *summary;        /* one line, e.g. "free of an address never allocated" */
+    const char *arg_meaning[4]; /* what each Arg holds, for the report */
+    poolsim_site site;          /* the call that found it */
+    bool has_block;             /* block below is the owning block */
+    poolsim_block_info block;
+    poolsim_damage damage[2]; /* for corruption: both sides (KFENCE style) */
+    uint64_t seq;             /* the instance's sequence number when it was raised */
+} poolsim_bugcheck;
+
+typedef void poolsim_bugcheck_fn(const poolsim_bugcheck *bc, void *ctx);
+
+/* Who receives violations. fn == NULL restores the default handler, which
+ * prints an !analyze-style report and stops the process, or returns when the
+ * continue_on_bugcheck option is set. When a handler returns, the call that
+ * raised the bug check fails safely: an allocation returns NULL, a free does
+ * nothing. A handler may longjmp out: poolsim holds no lock while it runs.
+ * Settable before poolsim_init. */
+POOLSIM_API void poolsim_set_bugcheck_handler(poolsim_bugcheck_fn *fn, void *ctx);
+
+/* Raises a bug check from outside the pool (KeBugCheckEx, an unhandled
+ * ExRaiseStatus). Returns only when the handler returns. */
+POOLSIM_API void poolsim_bugcheck_raise(unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
+                                        uintptr_t p4, const char *file, int line, const char *routine);
+
+/* The report text of a bug check, as the default handler prints it. */
+POOLSIM_API void poolsim_report_bugcheck(const poolsim_bugcheck *bc);
+
+/* Name of a bug-check code ("BAD_POOL_CALLER"), or NULL when unknown. */
+POOLSIM_API const char *poolsim_bugcheck_name(unsigned long code);
+
+/* Number of bug checks raised since poolsim_init. */
+POOLSIM_API uint64_t poolsim_bugcheck_count(void);
+
+/* ---- Queries and checks ----------------------------------------------- */
+
+/* Checks the guards of every live and quarantined block and the poison of
+ * every quarantined one. Returns the number of bad blocks and raises a bug
+ * check for each. */
+POOLSIM_API size_t poolsim_validate(void);
+
+/* True when [p, p+n) lies inside the caller bytes of one live block. With
+ * n == 0, true for any p from the block's first byte to one past its last. */
+POOLSIM_API bool poolsim_valid_access(const void *p, size_t n);
+
+/* Maps any address inside a block poolsim manages (live, quarantined or
+ * released but not yet reused) to that block. Returns false for other
+ * addresses. */
+POOLSIM_API bool poolsim_find_block(const void *p, poolsim_block_info *out);
+
+/* Prints what poolsim knows of the block containing p, like WinDbg's !pool:
+ * the block, its state and sites, and every block on its page with its tag
+ * and state ('*' marks the one containing p). */
+POOLSIM_API void poolsim_report_block(const void *p);
+
+/* Counters of one tag in one pool class. */
+typedef struct poolsim_pool_counters {
+    uint64_t allocs;     /* successful allocations */
+    uint64_t frees;      /* frees */
+    uint64_t bytes;      /* bytes in use (requested sizes) */
+    uint64_t peak_bytes; /* highest value of bytes */
+    uint64_t failed;     /* allocations that returned NULL or raised */
+} poolsim_pool_counters;
+
+typedef struct poolsim_tag_usage_t {
+    uint32_t tag;
+    poolsim_pool_counters nonpaged; /* every NonPaged* type */
+    poolsim_pool_counters paged;    /* every Paged* type */
+} poolsim_tag_usage_t;
+
+/* Usage of one tag (PROTECTED_POOL masked off; 0xFFFFFFFF: the overflow row
+ * that counts every tag beyond the table's 768). Returns false, with *out
+ * zeroed, when the tag was never used. (The type cannot share the function's
+ * name in C, hence the _t.) */
+POOLSIM_API bool poolsim_tag_usage(unsigned long tag, poolsim_tag_usage_t *out);
+
+/* Totals of the instance. */
+typedef struct poolsim_stats {
+    uint64_t allocs, frees, failed;
+    uint64_t live_blocks, peak_blocks;
+    uint64_t nonpaged_bytes, peak_nonpaged_bytes;
+    uint64_t paged_bytes, peak_paged_bytes;
+    uint64_t bugchecks;
+    uint64_t tags;        /* distinct tags seen */
+    uint64_t sites;       /* distinct call sites seen */
+    uint64_t meta_bytes;  /* poolsim's own out-of-band memory */
+    uint64_t arena_bytes; /* pages poolsim holds for blocks */
+} poolsim_stats;
+
+POOLSIM_API void poolsim_get_stats(poolsim_stats *out);
+
+/* ---- Reports (formatted through the output callback) -------------------- */
+
+/* !poolused flags. */
+#define POOLSIM_POOLUSED_VERBOSE 0x1u
+#define POOLSIM_POOLUSED_SORT_NONPAGED 0x2u
+#define POOLSIM_POOLUSED_SORT_PAGED 0x4u
+
+/* WinDbg's !poolused table. pattern: 4 characters with ? and *, or NULL /
+ * "*" for every tag. Verbose adds Allocs, Frees, Diff and Used per pool and a
+ * breakdown of each tag by call site. */
+POOLSIM_API void poolsim_report_poolused(unsigned flags, const char *tag_pattern);
+POOLSIM_API void poolsim_report_poolused_json(const char *tag_pattern);
+
+/* Live blocks like !verifier 3: Address, Length, Tag, Pool, Caller, Seq. */
+POOLSIM_API void poolsim_report_outstanding(void);
+POOLSIM_API void poolsim_report_outstanding_json(void);
+
+/* Totals and peaks. */
+POOLSIM_API void poolsim_report_stats(void);
+POOLSIM_API void poolsim_report_stats_json(void);
+
+/* ---- The pool engine (used by wdm.h and shim.h) -------------------------- */
+
+/* Which WDK routine a call came through: it decides the default tag, the
+ * failure rule (NULL or raise) and zeroing. */
+typedef enum poolsim_routine {
+    POOLSIM_RT_EX_ALLOCATE_POOL,
+    POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG,
+    POOLSIM_RT_EX_ALLOCATE_POOL_WITH_QUOTA,
+    POOLSIM_RT_EX_ALLOCATE_POOL_WITH_QUOTA_TAG,
+    POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG_PRIORITY,
+    POOLSIM_RT_EX_ALLOCATE_POOL_ZERO,
+    POOLSIM_RT_EX_ALLOCATE_POOL_QUOTA_ZERO,
+    POOLSIM_RT_EX_ALLOCATE_POOL_PRIORITY_ZERO,
+    POOLSIM_RT_EX_ALLOCATE_POOL_UNINITIALIZED,
+    POOLSIM_RT_EX_ALLOCATE_POOL_QUOTA_UNINITIALIZED,
+    POOLSIM_RT_EX_ALLOCATE_POOL_PRIORITY_UNINITIALIZED,
+    POOLSIM_RT_EX_ALLOCATE_POOL2,
+    POOLSIM_RT_EX_ALLOCATE_POOL3,
+    POOLSIM_RT_EX_FREE_POOL,
+    POOLSIM_RT_EX_FREE_POOL_WITH_TAG,
+    POOLSIM_RT_EX_FREE_POOL2,
+    POOLSIM_RT_EX_QUERY_POOL_BLOCK_SIZE,
+    POOLSIM_RT_COUNT
+} poolsim_routine;
+
+/* The WDK name of a routine ("ExAllocatePoolWithTag"). */
+POOLSIM_API const char *poolsim_routine_name(poolsim_routine rt);
+
+/* One ExAllocatePool3 / ExFreePool2 extended parameter, laid out like the
+ * WDK's POOL_EXTENDED_PARAMETER: Type in bits 0-7, Optional in bit 8. */
+typedef struct poolsim_ext_param {
+    uint64_t type_and_flags;
+    uint64_t value; /* EX_POOL_PRIORITY, a pointer or a node number */
+} poolsim_ext_param;
+
+/* An allocation request. `type` is a POOL_TYPE (with the OR-able bits) for
+ * the legacy routines and the POOL_FLAGS value for ExAllocatePool2/3. */
+typedef struct poolsim_alloc_req {
+    poolsim_routine routine;
+    uint64_t type;
+    size_t size;
+    uint32_t tag;
+    uint32_t priority; /* EX_POOL_PRIORITY for the ...Priority routines */
+    const poolsim_ext_param *ext;
+    uint32_t ext_count;
+} poolsim_alloc_req;
+
+/*
+ * Allocates like the kernel would for req->routine. Returns the block, or
+ * NULL. When the routine would raise instead of returning NULL, *raise_status
+ * is set to the NTSTATUS to raise (STATUS_INSUFFICIENT_RESOURCES) and NULL is
+ * returned; the caller raises it. Otherwise *raise_status is 0.
+ * IRQL: as the routine (<= DISPATCH_LEVEL; paged <= APC_LEVEL).
+ */
+POOLSIM_API void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, const char *file,
+                                     int line);
+
+/* Frees p through routine rt (ExFreePool, ExFreePoolWithTag, ExFreePool2).
+ * has_tag is false for ExFreePool. */
+POOLSIM_API void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext,
+                                   uint32_t ext_count, const char *file, int line);
+
+/* ExQueryPoolBlockSize: what the kernel would report for p (rounded to the
+ * pool granularity, page-rounded for big blocks). */
+POOLSIM_API size_t poolsim_pool_block_size(const void *p, bool *quota_charged, const char *file, int line);
+
+/* ---- Simulated IRQL of the calling thread (user mode) -------------------- */
+
+POOLSIM_API uint8_t poolsim_irql(void);
+POOLSIM_API void poolsim_set_irql(uint8_t irql);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* POOLSIM_POOLSIM_H */

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * atomic.h — the few atomic operations the core uses, without <stdatomic.h>
+ * (which a kernel build does not have): GCC/Clang builtins, or the MSVC
+ * Interlocked intrinsics.
+ */
+#ifndef POOLSIM_ATOMIC_H
+#define POOLSIM_ATOMIC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(__GNUC__) || defined(__clang__)
+
+static inline uint64_t psim_atomic_load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void psim_atomic_store(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/* Adds v and returns the new value. */
+static inline uint64_t psim_atomic_add(uint64_t *p, uint64_t v)
+{
+    return __atomic_add_fetch(p, v, __ATOMIC_RELAXED);
+}
+static inline uint64_t psim_atomic_sub(uint64_t *p, uint64_t v)
+{
+    return __atomic_sub_fetch(p, v, __ATOMIC_RELAXED);
+}
+static inline bool psim_atomic_cas(uint64_t *p, uint64_t *expected, uint64_t desired)
+{
+    return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+static inline uint32_t psim_atomic_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void psim_atomic_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline void *psim_atomic_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void psim_atomic_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+#elif defined(_MSC_VER)
+
+#include <intrin.h>
+static inline uint64_t psim_atomic_load(const uint64_t *p)
+{
+    return (uint64_t)_InterlockedCompareExchange64((volatile __int64 *)p, 0, 0);
+}
+static inline void psim_atomic_store(uint64_t *p, uint64_t v)
+{
+    _InterlockedExchange64((volatile __int64 *)p, (__int64)v);
+}
+static inline uint64_t psim_atomic_add(uint64_t *p, uint64_t v)
+{
+    return (uint64_t)_InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v) + v;
+}
+static inline uint64_t psim_atomic_sub(uint64_t *p, uint64_t v)
+{
+    return psim_atomic_add(p, (uint64_t)0 - v);
+}
+static inline bool psim_atomic_cas(uint64_t *p, uint64_t *expected, uint64_t desired)
+{
+    uint64_t old =
+        (uint64_t)_InterlockedCompareExchange64((volatile __int64 *)p, (__int64)desired, (__int64)*expected);
+    if (old == *expected)
+        return true;
+    *expected = old;
+    return false;
+}
+static inline uint32_t psim_atomic_load32(const uint32_t *p)
+{
+    return (uint32_t)_InterlockedOr((volatile long *)p, 0);
+}
+static inline void psim_atomic_store32(uint32_t *p, uint32_t v)
+{
+    _InterlockedExchange((volatile long *)p, (long)v);
+}
+static inline void *psim_atomic_load_ptr(void *const *p)
+{
+    return _InterlockedCompareExchangePointer((void *volatile *)p, 0, 0);
+}
+static inline void psim_atomic_store_ptr(void **p, void *v)
+{
+    _InterlockedExchangePointer((void *volatile *)p, v);
+}
+
+#else
+#error "poolsim: no atomic operations for this compiler"
+#endif
+
+#endif /* POOLSIM_ATOMIC_H */

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bugcheck.c — the one path every violation takes (design rule 3).
+ *
+ * A violation becomes a poolsim_bugcheck value: the code and P1-P4 exactly as
+ * Windows documents them (wdk-semantics.md §1), the bug check's name, a one-
+ * line summary, what each argument means, the owning block and the call site.
+ * It then goes to one handler: the test's, or the default one that prints the
+ * report (report.c) and stops the process like the machine would.
+ *
+ * Callers deliver with no lock held, as the last thing they do, so a handler
+ * may longjmp out and poolsim's state stays consistent.
+ */
+#include "core.h"
+
+typedef struct bc_name {
+    unsigned long code;
+    const char *name;
+} bc_name;
+
+static const bc_name bc_names[] = {
+    {0x08, "IRQL_NOT_DISPATCH_LEVEL"},
+    {0x09, "IRQL_NOT_GREATER_OR_EQUAL"},
+    {0x0A, "IRQL_NOT_LESS_OR_EQUAL"},
+    {0x0F, "SPIN_LOCK_ALREADY_OWNED"},
+    {0x10, "SPIN_LOCK_NOT_OWNED"},
+    {0x19, "BAD_POOL_HEADER"},
+    {0x1E, "KMODE_EXCEPTION_NOT_HANDLED"},
+    {0x41, "MUST_SUCCEED_POOL_EMPTY"},
+    {0x7E, "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED"},
+    {0xC1, "SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION"},
+    {0xC2, "BAD_POOL_CALLER"},
+    {0xC4, "DRIVER_VERIFIER_DETECTED_VIOLATION"},
+    {0xC5, "DRIVER_CORRUPTED_EXPOOL"},
+    {0xC6, "DRIVER_CAUGHT_MODIFYING_FREED_POOL"},
+    {0xCC, "PAGE_FAULT_IN_FREED_SPECIAL_POOL"},
+    {0xCD, "PAGE_FAULT_BEYOND_END_OF_ALLOCATION"},
+    {0xD0, "DRIVER_CORRUPTED_MMPOOL"},
+    {0xD1, "DRIVER_IRQL_NOT_LESS_OR_EQUAL"},
+    {0xD4, "SYSTEM_SCAN_AT_RAISED_IRQL_CAUGHT_IMPROPER_DRIVER_UNLOAD"},
+    {0xD5, "DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL"},
+    {0xD6, "DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION"},
+    {0x13A, "KERNEL_MODE_HEAP_CORRUPTION"},
+};
+
+/* Summary and argument meanings per (code, subcode). The subcode is Arg1,
+ * except for 0xC1 where it is Arg4 (§1.3). sub = ~0 matches any. */
+typedef struct bc_row {
+    unsigned long code;
+    uintptr_t sub;
+    const char *summary;
+    const char *arg[4];
+} bc_row;
+
+#define ANY (~(uintptr_t)0)
+static const bc_row bc_rows[] = {
+    /* §1.1 DRIVER_VERIFIER_DETECTED_VIOLATION */
+    {0xC4,
+     0x00,
+     "zero-byte pool allocation requested",
+     {"subcode 0x00: zero-byte allocation", "current IRQL", "pool type", "number of bytes"}},
+    {0xC4,
+     0x01,
+     "paged pool allocation at IRQL > APC_LEVEL",
+     {"subcode 0x01: paged allocation at bad IRQL", "current IRQL", "pool type", "size in bytes"}},
+    {0xC4,
+     0x02,
+     "nonpaged pool allocation at IRQL > DISPATCH_LEVEL",
+     {"subcode 0x02: nonpaged allocation at bad IRQL", "current IRQL", "pool type", "size in bytes"}},
+    {0xC4,
+     0x10,
+     "free of an address never returned by an allocator",
+     {"subcode 0x10: free of a bad address", "bad address", "0", "0"}},
+    {0xC4,
+     0x11,
+     "paged pool free at IRQL > APC_LEVEL",
+     {"subcode 0x11: paged free at bad IRQL", "current IRQL", "pool type", "pool address"}},
+    {0xC4,
+     0x12,
+     "nonpaged pool free at IRQL > DISPATCH_LEVEL",
+     {"subcode 0x12: nonpaged free at bad IRQL", "current IRQL", "pool type", "pool address"}},
+    {0xC4,
+     0x13,
+     "double free: the pool was already freed",
+     {"subcode 0x13: double free", "reserved", "pointer to pool header", "pool header contents"}},
+    {0xC4,
+     0x16,
+     "bad address passed to a pool routine",
+     {"subcode 0x16: bad address or parameters", "reserved", "pool address", "0"}},
+    {0xC4,
+     0x51,
+     "free of a block written past its end",
+     {"subcode 0x51: write beyond the allocation", "allocation base", "address of the bad byte",
+      "charged bytes"}},
+    {0xC4,
+     0x53,
+     "free of a block whose header was overwritten",
+     {"subcode 0x53: header overwritten", "allocation base", "header", "reserved"}},
+    {0xC4,
+     0x60,
+     "driver unloading without freeing its pool allocations",
+     {"subcode 0x60: leaked allocations", "bytes from paged pool", "bytes from nonpaged pool",
+      "total allocations not freed"}},
+    {0xC4,
+     0x62,
+     "driver unloading without freeing its pool allocations",
+     {"subcode 0x62: leaked allocations", "driver name", "reserved", "total allocations not freed"}},
+    {0xC4,
+     0x13E,
+     "freed address differs from the address of the block",
+     {"subcode 0x13E: freed address not tracked", "block address given by the caller",
+      "block address tracked", "pointer to the tracked address"}},
+    /* §1.2 BAD_POOL_CALLER */
+    {0xC2,
+     0x00,
+     "zero-byte pool allocation requested",
+     {"subcode 0x00: zero-byte allocation", "0", "pool type", "pool tag"}},
+    {0xC2,
+     0x07,
+     "double free: the pool was already freed",
+     {"subcode 0x07: double free", "reserved (the block's tag)", "pool header contents",
+      "address of the block"}},
+    {0xC2,
+     0x08,
+     "pool allocation at an invalid IRQL",
+     {"subcode 0x08: allocation at bad IRQL", "current IRQL", "pool type", "size in bytes"}},
+    {0xC2,
+     0x09,
+     "pool free at an invalid IRQL",
+     {"subcode 0x09: free at bad IRQL", "current IRQL", "pool type", "pool address"}},
+    {0xC2,
+     0x0A,
+     "pool freed with the wrong tag",
+     {"subcode 0x0A: wrong tag", "pool address", "allocator's tag", "tag being freed"}},
+    {0xC2,
+     0x46,
+     "free of an invalid pool address",
+     {"subcode 0x46: invalid pool address", "starting address", "0", "0"}},
+    {0xC2,
+     0x99,
+     "free of an invalid address (not the start of a block)",
+     {"subcode 0x99: invalid address", "address being freed", "0", "0"}},
+    {0xC2,
+     0x9A,
+     "unsupported pool type requested (MUST_SUCCEED or undefined)",
+     {"subcode 0x9A: bad pool type", "pool type", "number of bytes requested", "pool tag"}},
+    {0xC2,
+     0x9B,
+     "pool allocation with tag 0",
+     {"subcode 0x9B: tag 0", "pool type", "number of bytes", "caller's address"}},
+    {0xC2,
+     0x9C,
+     "pool allocation with tag \"BIG\"",
+     {"subcode 0x9C: BIG tag", "pool type", "number of bytes", "caller's address"}},
+    {0xC2,
+     0x9D,
+     "pool tag has no letters or digits, or bytes outside 0x20-0x7E",
+     {"subcode 0x9D: bad tag", "incorrect tag", "pool type", "caller's address"}},
+    /* §1.4 BAD_POOL_HEADER */
+    {0x19, 0x07, "block header corrupt", {"subcode 0x07: header corrupt", "0", "reserved", "bad entry"}},
+    {0x19,
+     0x21,
+     "data after the end of the block is corrupt",
+     {"subcode 0x21: tail overwritten", "pointer being freed", "bytes allocated", "corrupted value found"}},
+    /* §1.8, §1.9: writes into freed (quarantined) pool */
+    {0xC6,
+     ANY,
+     "a freed block was written after it was freed",
+     {"memory referenced", "0 read / 1 write", "0 kernel mode / 1 user mode", "reserved"}},
+    {0x13A,
+     0x0B,
+     "a freed block was written after it was freed (use after free)",
+     {"corruption type 0xB: use after free", "heap address (the block)", "address of the corruption",
+      "reserved"}},
+    /* Exceptions */
+    {0x1E,
+     ANY,
+     "an exception was raised and not handled",
+     {"exception code", "address of the exception", "exception parameter 0", "exception parameter 1"}},
+};
+
+const char *poolsim_bugcheck_name(unsigned long code)
+{
+    for (size_t i = 0; i < PSIM_COUNTOF(bc_names); i++)
+        if (bc_names[i].code == code)
+            return bc_names[i].name;
+    return NULL;
+}
+
+void poolsim__bc_make(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
+                      uintptr_t p4)
+{
+    static const char *const plain[4] = {"Arg1", "Arg2", "Arg3", "Arg4"};
+    psim_memset(bc, 0, sizeof *bc);
+    bc->code = code;
+    bc->param[0] = p1;
+    bc->param[1] = p2;
+    bc->param[2] = p3;
+    bc->param[3] = p4;
+    bc->name = poolsim_bugcheck_name(code);
+    if (!bc->name)
+        bc->name = "UNKNOWN_BUGCHECK";
+    bc->summary = "bug check raised by the driver";
+    psim_memcpy(bc->arg_meaning, plain, sizeof plain);
+    uintptr_t sub = code == 0xC1 ? p4 : p1;
+    for (size_t i = 0; i < PSIM_COUNTOF(bc_rows); i++) {
+        if (bc_rows[i].code == code && (bc_rows[i].sub == ANY || bc_rows[i].sub == sub)) {
+            bc->summary = bc_rows[i].summary;
+            psim_memcpy(bc->arg_meaning, bc_rows[i].arg, sizeof bc->arg_meaning);
+            break;
+        }
+    }
+}
+
+void poolsim__bc_site(poolsim_bugcheck *bc, const char *file, int line, poolsim_routine rt)
+{
+    bc->site.file = file;
+    bc->site.line = line;
+    bc->site.routine = poolsim_routine_name(rt);
+}
+
+static poolsim_site site_of(const psim *ps, uint32_t idx, uint8_t rt)
+{
+    poolsim_site s = {NULL, 0, poolsim_routine_name((poolsim_routine)rt)};
+    const psim_site *e = idx ? poolsim__site_at(ps, idx) : NULL;
+    if (e) {
+        s.file = e->file;
+        s.line = e->line;
+    }
+    return s;
+}
+
+void poolsim__block_info(const psim *ps, const psim_where *w, const psim_rec *r, poolsim_block_info *out)
+{
+    psim_memset(out, 0, sizeof *out);
+    out->address = (const void *)w->user;
+    out->size = (size_t)r->size;
+    out->tag = r->tag;
+    out->pool_type = r->pool_type;
+    out->state = (poolsim_block_state)r->state;
+    out->quota_charged = (r->flags & PSIM_REC_QUOTA) != 0;
+    out->thread = r->thread;
+    out->alloc_site = site_of(ps, r->alloc_site, r->alloc_rt);
+    out->alloc_seq = r->alloc_seq;
+    if (r->state != PSIM_LIVE) {
+        out->free_site = site_of(ps, r->free_site, r->free_rt);
+        out->free_seq = r->free_seq;
+    }
+}
+
+void poolsim__bc_block(const psim *ps, poolsim_bugcheck *bc, const psim_where *w, const psim_rec *r)
+{
+    bc->has_block = true;
+    poolsim__block_info(ps, w, r, &bc->block);
+}
+
+/* ---- Delivery ------------------------------------------------------------ */
+
+static poolsim_bugcheck_fn *g_handler;
+static void *g_handler_ctx;
+static uint64_t g_count;    /* bug checks since poolsim_init */
+static uint64_t g_reported; /* reports printed by the default handler */
+static uint32_t g_continue, g_halt, g_max_reports = POOLSIM_DEFAULT_MAX_REPORTS;
+
+void poolsim__bc_configure(const poolsim_options *o)
+{
+    g_continue = o->continue_on_bugcheck;
+    g_halt = o->halt_on_bad;
+    g_max_reports = o->max_reports;
+    psim_atomic_store(&g_count, 0);
+    psim_atomic_store(&g_reported, 0);
+}
+
+void poolsim_set_bugcheck_handler(poolsim_bugcheck_fn *fn, void *ctx)
+{
+    g_handler_ctx = ctx;
+    g_handler = fn;
+}
+
+uint64_t poolsim_bugcheck_count(void) { return psim_atomic_load(&g_count); }
+
+static void default_handler(const poolsim_bugcheck *bc)
+{
+    uint64_t n = psim_atomic_add(&g_reported, 1);
+    if (!g_max_reports || n <= g_max_reports)
+        poolsim_report_bugcheck(bc);
+    else if (n == (uint64_t)g_max_reports + 1)
+        poolsim__outf("poolsim: %u reports printed; further reports are counted, not printed (max_reports)\n",
+                      g_max_reports);
+    if (!g_continue)
+        poolsim__prim_stop(bc->code, bc->param);
+}
+
+void poolsim__bc_deliver(psim *ps, poolsim_bugcheck *bc)
+{
+    bc->seq = ps ? psim_atomic_load(&ps->seq) : 0;
+    psim_atomic_add(&g_count, 1);
+    if (g_halt)
+        poolsim__prim_debug_break(); /* MemCheck's "halt on bad": the debugger sees the state first */
+    poolsim_bugcheck_fn *fn = g_handler;
+    if (fn)
+        fn(bc, g_handler_ctx);
+    else
+        default_handler(bc);
+}
+
+void poolsim_bugcheck_raise(unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3, uintptr_t p4,
+                            const char *file, int line, const char *routine)
+{
+    poolsim_bugcheck bc;
+    poolsim__bc_make(&bc, code, p1, p2, p3, p4);
+    bc.site.file = file;
+    bc.site.line = line;
+    bc.site.routine = routine;
+    poolsim__bc_deliver(poolsim__g, &bc);
+}

@@ -1,0 +1,366 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core.h — private declarations shared by the core's subsystems.
+ *
+ * The core is freestanding C99: it includes only compiler headers and asks
+ * the platform for everything else through prim/prim.h. Layout of the state:
+ *
+ *   instance ─┬─ radix page map: any address → page descriptor (out of band)
+ *             ├─ shards[]: one lock each; own chunks of pages, slab lists,
+ *             │            free page runs (threads are spread over shards)
+ *             ├─ tag table and site table: lock-free lookups, atomic counters
+ *             └─ totals (atomics)
+ *
+ * A block lives in a slab slot (small) or a page run (big); its record lives
+ * in the page descriptor's record array, never in memory the caller can reach.
+ */
+#ifndef POOLSIM_CORE_H
+#define POOLSIM_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <poolsim/poolsim.h>
+
+#include "atomic.h"
+#include "prim/prim.h"
+
+/* ---- Freestanding helpers ------------------------------------------------ */
+
+#if defined(__GNUC__) || defined(__clang__)
+#define psim_memset __builtin_memset
+#define psim_memcpy __builtin_memcpy
+#define psim_memcmp __builtin_memcmp
+#define PSIM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PSIM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+void *memset(void *, int, size_t);
+void *memcpy(void *, const void *, size_t);
+int memcmp(const void *, const void *, size_t);
+#define psim_memset memset
+#define psim_memcpy memcpy
+#define psim_memcmp memcmp
+#define PSIM_LIKELY(x) (x)
+#define PSIM_UNLIKELY(x) (x)
+#endif
+
+#define PSIM_STATIC_ASSERT(cond, name) typedef char psim_static_assert_##name[(cond) ? 1 : -1]
+#define PSIM_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- Windows constants the core needs (wdk-semantics.md §2, §4) ---------- */
+
+#define PSIM_PAGE POOLSIM__PAGE_SIZE
+#define PSIM_GRAN (2u * (unsigned)sizeof(void *))   /* pool granularity: 16 on x64, 8 on x86 (§2.5) */
+#define PSIM_SMALL_MAX (PSIM_PAGE - 2u * PSIM_GRAN) /* 0xFE0 on x64, 0xFF0 on x86: above is big pool */
+#define PSIM_BIG_GUARD 256u  /* canary bytes before a big block, at the end of its guard page */
+#define PSIM_CACHE_ALIGN 64u /* CacheAligned types: §2.5 UNCONFIRMED, 64 chosen */
+
+#define PSIM_PROTECTED_POOL 0x80000000u
+#define PSIM_TAG_NONE 0x656E6F4Eu /* 'enoN' displays "None" (§2.6) */
+#define PSIM_TAG_BIG 0x20474942u  /* ' GIB' displays "BIG " */
+
+/* POOL_TYPE bits (§2.1). */
+#define PSIM_PT_PAGED 0x1u
+#define PSIM_PT_MUST_SUCCEED 0x2u
+#define PSIM_PT_CACHE_ALIGNED 0x4u
+#define PSIM_PT_QUOTA_FAIL 0x8u
+#define PSIM_PT_RAISE 0x10u
+#define PSIM_PT_SESSION 0x20u
+#define PSIM_PT_COLD 0x100u
+#define PSIM_PT_NX 0x200u
+#define PSIM_PT_ZERO 0x400u
+
+/* POOL_FLAGS (§2.2). */
+#define PSIM_PF_USE_QUOTA 0x1ull
+#define PSIM_PF_UNINITIALIZED 0x2ull
+#define PSIM_PF_SESSION 0x4ull
+#define PSIM_PF_CACHE_ALIGNED 0x8ull
+#define PSIM_PF_RAISE_ON_FAILURE 0x20ull
+#define PSIM_PF_NON_PAGED 0x40ull
+#define PSIM_PF_NON_PAGED_EXECUTE 0x80ull
+#define PSIM_PF_PAGED 0x100ull
+#define PSIM_PF_SPECIAL_POOL 0x100000000ull
+
+#define PSIM_IRQL_APC 1u
+#define PSIM_IRQL_DISPATCH 2u
+
+#define PSIM_STATUS_INSUFFICIENT_RESOURCES ((int32_t)0xC000009Au)
+
+/* ---- Small utilities --------------------------------------------------- */
+
+static inline uintptr_t psim_align_up(uintptr_t v, uintptr_t a) { return (v + a - 1) & ~(a - 1); }
+
+/* ---- Options (options.c) ------------------------------------------------ */
+
+typedef struct psim_option_desc {
+    const char *name;
+    size_t offset;
+    unsigned kind; /* PSIM_OPT_* */
+    const char *help;
+} psim_option_desc;
+
+#define PSIM_OPT_U32 1u
+#define PSIM_OPT_U64 2u
+#define PSIM_OPT_STR 3u
+#define PSIM_OPT_BOOL 4u
+#define PSIM_OPT_FAMILY 5u
+#define PSIM_OPT_TAGCHECK 6u
+
+extern const psim_option_desc poolsim__option_table[];
+extern const size_t poolsim__option_count;
+
+/* Checks ranges; returns the name of the first bad option or NULL. */
+const char *poolsim__options_check(const poolsim_options *o);
+
+/* ---- Formatting (fmt.c) ------------------------------------------------- */
+
+/* printf subset: %% %c %s %.*s %d %i %u %x %X %p, flags - 0, width (or *),
+ * length l ll z. Always NUL-terminates; returns the length it wanted. */
+size_t poolsim__vfmt(char *buf, size_t cap, const char *fmt, va_list ap);
+size_t poolsim__fmt(char *buf, size_t cap, const char *fmt, ...);
+
+/* Writes the 4 tag bytes in memory order, non-printable bytes as '.'. */
+void poolsim__tag_text(uint32_t tag, char out[5]);
+
+/* ---- Records and pages (tracker.c) -------------------------------------- */
+
+enum psim_state { PSIM_FREE = 0, PSIM_LIVE = 1, PSIM_QUARANTINED = 2, PSIM_RELEASED = 3 };
+
+#define PSIM_REC_QUOTA 0x01u /* quota was charged */
+#define PSIM_REC_CACHE 0x02u /* cache-aligned placement */
+
+/* The out-of-band record of one block: 48 bytes on every target. */
+typedef struct psim_rec {
+    uint64_t size;
+    uint64_t alloc_seq;
+    uint64_t free_seq;
+    uint32_t alloc_site; /* site table index; 0 = not recorded */
+    uint32_t free_site;
+    uint32_t tag;
+    uint32_t thread;
+    uint16_t pool_type; /* POOL_TYPE without the OR-able request bits */
+    uint8_t state;      /* enum psim_state */
+    uint8_t flags;      /* PSIM_REC_* */
+    uint16_t next_free; /* slot free list */
+    uint8_t alloc_rt;   /* poolsim_routine */
+    uint8_t free_rt;
+} psim_rec;
+
+enum psim_page_kind { PSIM_PG_UNUSED = 0, PSIM_PG_FREE_RUN, PSIM_PG_SLAB, PSIM_PG_BIG, PSIM_PG_BIG_TAIL };
+
+#define PSIM_NO_SLOT 0xFFFFu
+
+typedef struct psim_page {
+    uint8_t kind;  /* enum psim_page_kind */
+    uint8_t pool;  /* 0 nonpaged, 1 paged */
+    uint8_t shard; /* owning shard: its lock guards this descriptor */
+    uint8_t cls;   /* slab class index */
+    uint16_t slot_size, user_off, nslots, nused;
+    uint16_t free_head, free_tail; /* FIFO of free slots */
+    uint32_t run;                  /* BIG/FREE_RUN: pages in the run; BIG_TAIL: pages back to the head */
+    uintptr_t base;                /* address of the page */
+    psim_rec *recs;                /* SLAB: nslots records; BIG: one */
+    struct psim_page *next, *prev; /* class list or free-run list */
+} psim_page;
+
+typedef struct psim_chunk {
+    struct psim_chunk *next; /* instance list, for walks */
+    uintptr_t base;
+    uint32_t npages;
+    uint32_t carved; /* pages handed out so far (bump) */
+    uint8_t shard, pool;
+    psim_page pages[1]; /* npages descriptors */
+} psim_chunk;
+
+/* Slab classes: slot sizes in granules, separately for cache alignment. */
+#define PSIM_CLASSES (PSIM_PAGE / PSIM_GRAN + 1u)
+#define PSIM_RUN_LISTS 64u /* exact-length free-run lists 1..63, last one: longer runs */
+
+/* A quarantined block: its page and slot (out of band, like everything). */
+typedef struct psim_qent {
+    psim_page *page;
+    uint32_t slot;
+} psim_qent;
+
+typedef struct psim_shard {
+    poolsim__prim_lock lock;
+    psim_qent *qring; /* FIFO of quarantined blocks, allocated on first use */
+    uint32_t qcap, qhead, qcount;
+    uint64_t qbytes;                        /* caller bytes in this shard's quarantine */
+    psim_page *partial[2][2][PSIM_CLASSES]; /* [pool][cache-aligned][class]: pages with a free slot */
+    psim_page *runs[2][PSIM_RUN_LISTS];     /* [pool][length]: free page runs */
+    psim_chunk *cur[2];                     /* [pool]: chunk being carved */
+} psim_shard;
+
+/* The radix page map: 48-bit addresses, 12 + 12 + 12 bits of page number. */
+#define PSIM_RADIX_BITS 12u
+#define PSIM_RADIX_FAN (1u << PSIM_RADIX_BITS)
+
+/* ---- Tags, sites and totals (tags.c) ------------------------------------ */
+
+typedef struct psim_counters {
+    uint64_t allocs, frees, bytes, peak, failed;
+} psim_counters;
+
+typedef struct psim_tagent {
+    uint32_t tag;
+    uint32_t used; /* 0 = empty slot; published last */
+    psim_counters c[2];
+    char pad_[128 - 8 - 2 * sizeof(psim_counters)];
+} psim_tagent;
+
+typedef struct psim_site {
+    const char *file;
+    const char *routine;
+    int32_t line;
+    uint32_t tag; /* PROTECTED_POOL masked */
+    uint64_t allocs[2], frees[2], bytes[2];
+} psim_site;
+
+#ifndef POOLSIM_TAG_CAPACITY
+#define POOLSIM_TAG_CAPACITY 1024u /* distinct tags counted one by one; the rest in one overflow row */
+#endif
+#ifndef POOLSIM_SITE_CAPACITY
+#define POOLSIM_SITE_CAPACITY 16384u /* distinct (call site, tag) pairs */
+#endif
+#define PSIM_SITE_CHUNK 256u
+#define PSIM_TAG_OVERFLOW 0xFFFFFFFFu /* the overflow row's tag */
+
+typedef struct psim_totals {
+    uint64_t allocs, frees, failed, live, peak_live;
+    uint64_t bytes[2], peak_bytes[2];
+    uint64_t bugchecks, sites_dropped, tags_dropped;
+} psim_totals;
+
+/* ---- The instance ------------------------------------------------------ */
+
+#ifndef POOLSIM_SHARDS
+#define POOLSIM_SHARDS 8u /* power of two */
+#endif
+#ifndef POOLSIM_CHUNK_PAGES
+#define POOLSIM_CHUNK_PAGES 256u /* 1 MiB of pages per chunk */
+#endif
+
+typedef struct psim {
+    poolsim_options opt;
+    uint64_t secret;      /* canary secret */
+    uint64_t seq;         /* atomic: last sequence number */
+    psim_totals tot;      /* atomics */
+    uint64_t meta_bytes;  /* atomic */
+    uint64_t arena_bytes; /* atomic */
+
+    poolsim__prim_lock map_lock; /* guards radix growth and the chunk list */
+    void **radix;                /* PSIM_RADIX_FAN level-1 slots */
+    psim_chunk *chunks;
+
+    psim_tagent *tags; /* POOLSIM_TAG_CAPACITY + 1 (overflow row last) */
+    uint32_t ntags;    /* entries in use, under site_lock */
+    poolsim__prim_lock site_lock;
+    uint32_t *site_index; /* hash: 2 * POOLSIM_SITE_CAPACITY slots of site numbers */
+    psim_site *site_chunks[POOLSIM_SITE_CAPACITY / PSIM_SITE_CHUNK];
+    uint32_t nsites; /* atomic; site 0 is "unknown" */
+
+    psim_shard shards[POOLSIM_SHARDS];
+} psim;
+
+/* The default instance, NULL when not initialised. */
+extern psim *poolsim__g;
+
+/* A block looked up by address, with a snapshot of its record. */
+typedef struct psim_where {
+    psim_page *page;
+    uint32_t slot;   /* slab slot, or 0 for big */
+    uintptr_t user;  /* the caller's pointer of that slot */
+    uintptr_t start; /* first byte of the slot / run (guard region included) */
+    uintptr_t end;   /* one past the slot / run */
+    psim_rec *rec;   /* valid while the shard lock is held */
+} psim_where;
+
+/* tracker.c */
+bool poolsim__tracker_init(psim *ps);
+void poolsim__tracker_fini(psim *ps);
+void *poolsim__meta_alloc(psim *ps, size_t n);
+void poolsim__meta_free(psim *ps, void *p, size_t n);
+psim_page *poolsim__page_of(const psim *ps, uintptr_t addr);
+/* Finds the slot or run containing addr. Caller holds the page's shard lock.
+ * Returns false for addresses in no slot. */
+bool poolsim__locate(psim_page *pg, uintptr_t addr, psim_where *w);
+/* Allocates a slot or run for n bytes; returns the caller's pointer with its
+ * record (state FREE, to be filled) and shard locked, or NULL (unlocked). */
+void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, psim_where *w);
+/* Gives a located block's memory back. Caller holds the shard lock. */
+void poolsim__block_release(psim *ps, psim_where *w);
+unsigned poolsim__shard_of_thread(uint32_t thread);
+static inline psim_shard *poolsim__shard(psim *ps, const psim_page *pg) { return &ps->shards[pg->shard]; }
+
+/* Iterates blocks whose state bit (1 << state) is in `states`. Each true
+ * return leaves the block's shard locked; release it with poolsim__unlock
+ * before the next call. Start with a zeroed iterator. */
+#define PSIM_ST(s) (1u << (s))
+typedef struct psim_iter {
+    psim_chunk *chunk;
+    uint32_t page, slot;
+    bool done;
+} psim_iter;
+bool poolsim__iter_next(psim *ps, psim_iter *it, unsigned states, psim_where *w);
+void poolsim__unlock(psim *ps, const psim_page *pg);
+
+/* guard.c — canaries around blocks */
+void poolsim__guard_arm(const psim *ps, const psim_where *w, const psim_rec *r);
+#define PSIM_POISON 0xDDu /* fills the caller bytes of a quarantined block */
+/* True when the guards (and a quarantined block's poison) are intact: the
+ * fast check. Caller holds the shard lock. */
+bool poolsim__block_intact(const psim *ps, const psim_where *w, const psim_rec *r);
+/* Describes the damage byte by byte: up to two regions, write-after-free
+ * first, then the underrun side, then the overrun side. */
+void poolsim__damage_describe(const psim *ps, const psim_where *w, const psim_rec *r, poolsim_damage d[2]);
+void poolsim__poison(const psim_where *w, const psim_rec *r);
+uint8_t poolsim__guard_byte(const psim *ps, uintptr_t addr);
+/* pool.c: builds the bug check for a damaged block (shard locked), or
+ * returns false when it is intact. */
+bool poolsim__damage_violation(psim *ps, const psim_where *w, poolsim_bugcheck *bc);
+/* pool.c: releases the oldest quarantined blocks of shard `shard` while its
+ * quarantine is over the limits, reporting damaged ones as found by the call
+ * at file:line. Call with no lock held. */
+void poolsim__quarantine_trim(psim *ps, unsigned shard, uint64_t max_bytes, uint64_t max_blocks,
+                              const char *file, int line, poolsim_routine rt);
+
+/* tags.c */
+bool poolsim__tags_init(psim *ps);
+void poolsim__tags_fini(psim *ps);
+psim_tagent *poolsim__tag_get(psim *ps, uint32_t tag); /* never NULL */
+const psim_tagent *poolsim__tag_find(const psim *ps, uint32_t tag);
+uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine rt, uint32_t tag);
+const psim_site *poolsim__site_at(const psim *ps, uint32_t idx);
+psim_site *poolsim__site_mut(psim *ps, uint32_t idx);
+void poolsim__count_alloc(psim *ps, uint32_t tag, unsigned pool, uint32_t site, uint64_t n);
+void poolsim__count_free(psim *ps, uint32_t tag, unsigned pool, uint32_t site, uint64_t n);
+void poolsim__count_failed(psim *ps, uint32_t tag, unsigned pool);
+void poolsim__atomic_max(uint64_t *p, uint64_t v);
+
+/* ---- Bug checks (bugcheck.c) -------------------------------------------- */
+
+/* Fills bc with the code, parameters, name, summary and Arg meanings. */
+void poolsim__bc_make(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
+                      uintptr_t p4);
+/* Sets the call site of bc. */
+void poolsim__bc_site(poolsim_bugcheck *bc, const char *file, int line, poolsim_routine rt);
+/* Copies a record into bc->block. */
+void poolsim__bc_block(const psim *ps, poolsim_bugcheck *bc, const psim_where *w, const psim_rec *r);
+void poolsim__block_info(const psim *ps, const psim_where *w, const psim_rec *r, poolsim_block_info *out);
+/* Delivers bc to the handler. Must be called with no lock held. Returns when
+ * the handler returns. */
+void poolsim__bc_deliver(psim *ps, poolsim_bugcheck *bc);
+/* Takes the handler settings of a new instance. */
+void poolsim__bc_configure(const poolsim_options *o);
+
+/* ---- Reports (report.c) ------------------------------------------------- */
+
+void poolsim__out(const char *text);
+void poolsim__outf(const char *fmt, ...);
+void poolsim__report_leaks(psim *ps, uint64_t blocks, uint64_t bytes);
+const char *poolsim__pool_type_name(uint32_t pool_type);
+
+#endif /* POOLSIM_CORE_H */

@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * poolsim.c — the default instance: init, shutdown and the query API.
+ *
+ * poolsim_init and poolsim_shutdown must not race with other poolsim calls
+ * (call them from the test's setup and teardown, or DriverEntry and
+ * DriverUnload); everything else is thread-safe.
+ */
+#include "core.h"
+
+psim *poolsim__g;
+
+int poolsim_init(const poolsim_options *opts)
+{
+    if (poolsim__g) {
+        poolsim__out("poolsim: poolsim_init called twice; the second call is ignored (call poolsim_shutdown "
+                     "first)\n");
+        return POOLSIM_E_ALREADY;
+    }
+    poolsim_options o;
+    if (opts) {
+        o = *opts;
+    } else {
+        poolsim_options_default(&o);
+        poolsim_options_from_env(&o);
+    }
+    const char *bad = poolsim__options_check(&o);
+    if (bad) {
+        poolsim__outf("poolsim: poolsim_init: option %s is out of range\n", bad);
+        return POOLSIM_E_OPTION;
+    }
+    psim *ps = (psim *)poolsim__prim_meta_alloc(sizeof *ps);
+    if (!ps)
+        return POOLSIM_E_NOMEM;
+    ps->opt = o;
+    ps->secret = poolsim__prim_entropy() | 1u;
+    ps->meta_bytes = sizeof *ps;
+    if (!poolsim__tracker_init(ps) || !poolsim__tags_init(ps)) {
+        poolsim__tags_fini(ps);
+        poolsim__tracker_fini(ps);
+        poolsim__prim_meta_free(ps, sizeof *ps);
+        return POOLSIM_E_NOMEM;
+    }
+    poolsim__bc_configure(&o);
+    psim_atomic_store_ptr((void **)&poolsim__g, ps);
+    return POOLSIM_OK;
+}
+
+bool poolsim_initialized(void) { return psim_atomic_load_ptr((void *const *)&poolsim__g) != NULL; }
+
+size_t poolsim_shutdown(void)
+{
+    psim *ps = poolsim__g;
+    if (!ps)
+        return 0;
+    poolsim_validate(); /* corruption of live blocks, writes into quarantined ones */
+    uint64_t live = psim_atomic_load(&ps->tot.live);
+    uint64_t paged = psim_atomic_load(&ps->tot.bytes[1]), nonpaged = psim_atomic_load(&ps->tot.bytes[0]);
+    bool report = live && ps->opt.leak_check;
+    uint32_t code = ps->opt.leak_code;
+    const char *driver = ps->opt.driver_name;
+    if (report)
+        poolsim__report_leaks(ps, live, paged + nonpaged);
+    poolsim__g = NULL;
+    poolsim__tags_fini(ps);
+    poolsim__tracker_fini(ps);
+    poolsim__prim_meta_free(ps, sizeof *ps);
+    if (report) {
+        /* Raised after everything is released, so a handler may longjmp. §1.1, §5.2 */
+        poolsim_bugcheck bc;
+        if (code == 0x60)
+            poolsim__bc_make(&bc, 0xC4, 0x60, (uintptr_t)paged, (uintptr_t)nonpaged, (uintptr_t)live);
+        else
+            poolsim__bc_make(&bc, 0xC4, 0x62, (uintptr_t)driver, 0, (uintptr_t)live);
+        bc.site.routine = "poolsim_shutdown";
+        poolsim__bc_deliver(NULL, &bc);
+    }
+    return (size_t)live;
+}
+
+/* ---- Queries ------------------------------------------------------------- */
+
+/* Locates addr; true with the shard locked when it lies in a slot or run. */
+static bool locate_any(psim *ps, const void *addr, psim_where *w)
+{
+    psim_page *pg = addr ? poolsim__page_of(ps, (uintptr_t)addr) : NULL;
+    if (!pg)
+        return false;
+    poolsim__prim_lock_acquire(&poolsim__shard(ps, pg)->lock);
+    if (poolsim__locate(pg, (uintptr_t)addr, w))
+        return true;
+    poolsim__unlock(ps, pg);
+    return false;
+}
+
+bool poolsim_valid_access(const void *p, size_t n)
+{
+    psim *ps = poolsim__g;
+    psim_where w;
+    if (!ps || !locate_any(ps, p, &w))
+        return false;
+    uintptr_t a = (uintptr_t)p;
+    uint64_t size = w.rec->size;
+    bool ok = w.rec->state == PSIM_LIVE && a >= w.user && a - w.user <= size && n <= size - (a - w.user);
+    poolsim__unlock(ps, w.page);
+    return ok;
+}
+
+bool poolsim_find_block(const void *p, poolsim_block_info *out)
+{
+    psim *ps = poolsim__g;
+    psim_where w;
+    if (out)
+        psim_memset(out, 0, sizeof *out);
+    if (!ps || !locate_any(ps, p, &w))
+        return false;
+    bool ok = w.rec->state != PSIM_FREE;
+    if (ok && out)
+        poolsim__block_info(ps, &w, w.rec, out);
+    poolsim__unlock(ps, w.page);
+    return ok;
+}
+
+size_t poolsim_validate(void)
+{
+    psim *ps = poolsim__g;
+    size_t bad = 0;
+    if (!ps)
+        return 0;
+    psim_iter it = {0};
+    psim_where w;
+    while (poolsim__iter_next(ps, &it, PSIM_ST(PSIM_LIVE) | PSIM_ST(PSIM_QUARANTINED), &w)) {
+        poolsim_bugcheck bc;
+        bool broken = poolsim__damage_violation(ps, &w, &bc);
+        poolsim__unlock(ps, w.page);
+        if (broken) {
+            bad++;
+            bc.site.routine = "poolsim_validate";
+            poolsim__bc_deliver(ps, &bc);
+        }
+    }
+    return bad;
+}
+
+static void counters_copy(const psim_counters *c, poolsim_pool_counters *out)
+{
+    out->allocs = psim_atomic_load(&c->allocs);
+    out->frees = psim_atomic_load(&c->frees);
+    out->bytes = psim_atomic_load(&c->bytes);
+    out->peak_bytes = psim_atomic_load(&c->peak);
+    out->failed = psim_atomic_load(&c->failed);
+}
+
+bool poolsim_tag_usage(unsigned long tag, poolsim_tag_usage_t *out)
+{
+    psim *ps = poolsim__g;
+    if (!out)
+        return false;
+    psim_memset(out, 0, sizeof *out);
+    const psim_tagent *e = ps ? poolsim__tag_find(ps, (uint32_t)tag) : NULL;
+    if (!e)
+        return false;
+    out->tag = e->tag;
+    counters_copy(&e->c[0], &out->nonpaged);
+    counters_copy(&e->c[1], &out->paged);
+    return true;
+}
+
+void poolsim_get_stats(poolsim_stats *out)
+{
+    psim *ps = poolsim__g;
+    if (!out)
+        return;
+    psim_memset(out, 0, sizeof *out);
+    out->bugchecks = poolsim_bugcheck_count();
+    if (!ps)
+        return;
+    out->allocs = psim_atomic_load(&ps->tot.allocs);
+    out->frees = psim_atomic_load(&ps->tot.frees);
+    out->failed = psim_atomic_load(&ps->tot.failed);
+    out->live_blocks = psim_atomic_load(&ps->tot.live);
+    out->peak_blocks = psim_atomic_load(&ps->tot.peak_live);
+    out->nonpaged_bytes = psim_atomic_load(&ps->tot.bytes[0]);
+    out->paged_bytes = psim_atomic_load(&ps->tot.bytes[1]);
+    out->peak_nonpaged_bytes = psim_atomic_load(&ps->tot.peak_bytes[0]);
+    out->peak_paged_bytes = psim_atomic_load(&ps->tot.peak_bytes[1]);
+    out->tags = psim_atomic_load32(&ps->ntags);
+    out->sites = psim_atomic_load32(&ps->nsites) - 1;
+    out->meta_bytes = psim_atomic_load(&ps->meta_bytes);
+    out->arena_bytes = psim_atomic_load(&ps->arena_bytes);
+}
+
+uint8_t poolsim_irql(void) { return poolsim__prim_irql_get(); }
+
+void poolsim_set_irql(uint8_t irql) { poolsim__prim_irql_set(irql); }

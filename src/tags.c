@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tags.c — per-tag and per-call-site counters, like WinDbg's !poolused.
+ *
+ * Both tables are open-addressed and never shrink, so a lookup needs no lock:
+ * an entry's key is written first and its `used` word published last.
+ * Inserting takes site_lock (tags and sites are few and seen again and
+ * again). Counters are atomics. Tags are keyed without PROTECTED_POOL.
+ * When the tag table is full, further tags are counted in one overflow row
+ * (tag 0xFFFFFFFF, shown as "....", queried with that value); when the site table is full, blocks keep
+ * site 0 ("unknown") and a counter says how many.
+ */
+#include "core.h"
+
+static uint32_t hash32(uint64_t v)
+{
+    v ^= v >> 33;
+    v *= 0xFF51AFD7ED558CCDull;
+    v ^= v >> 33;
+    return (uint32_t)v;
+}
+
+void poolsim__atomic_max(uint64_t *p, uint64_t v)
+{
+    uint64_t cur = psim_atomic_load(p);
+    while (cur < v && !psim_atomic_cas(p, &cur, v)) {
+    }
+}
+
+bool poolsim__tags_init(psim *ps)
+{
+    ps->tags = (psim_tagent *)poolsim__meta_alloc(ps, (POOLSIM_TAG_CAPACITY + 1) * sizeof(psim_tagent));
+    ps->site_index = (uint32_t *)poolsim__meta_alloc(ps, 2 * POOLSIM_SITE_CAPACITY * sizeof(uint32_t));
+    ps->site_chunks[0] = (psim_site *)poolsim__meta_alloc(ps, PSIM_SITE_CHUNK * sizeof(psim_site));
+    poolsim__prim_lock_init(&ps->site_lock);
+    if (!ps->tags || !ps->site_index || !ps->site_chunks[0])
+        return false;
+    ps->tags[POOLSIM_TAG_CAPACITY].tag = PSIM_TAG_OVERFLOW;
+    ps->tags[POOLSIM_TAG_CAPACITY].used = 1;
+    ps->nsites = 1; /* site 0: unknown */
+    return true;
+}
+
+void poolsim__tags_fini(psim *ps)
+{
+    poolsim__meta_free(ps, ps->tags, (POOLSIM_TAG_CAPACITY + 1) * sizeof(psim_tagent));
+    poolsim__meta_free(ps, ps->site_index, 2 * POOLSIM_SITE_CAPACITY * sizeof(uint32_t));
+    for (size_t i = 0; i < PSIM_COUNTOF(ps->site_chunks); i++)
+        poolsim__meta_free(ps, ps->site_chunks[i], PSIM_SITE_CHUNK * sizeof(psim_site));
+    poolsim__prim_lock_destroy(&ps->site_lock);
+}
+
+/* ---- Tags ---------------------------------------------------------------- */
+
+const psim_tagent *poolsim__tag_find(const psim *ps, uint32_t tag)
+{
+    if (tag == PSIM_TAG_OVERFLOW)
+        return &ps->tags[POOLSIM_TAG_CAPACITY];
+    tag &= ~PSIM_PROTECTED_POOL;
+    for (uint32_t i = hash32(tag), n = 0; n < POOLSIM_TAG_CAPACITY; i++, n++) {
+        const psim_tagent *e = &ps->tags[i & (POOLSIM_TAG_CAPACITY - 1)];
+        if (!psim_atomic_load32(&e->used))
+            return NULL;
+        if (e->tag == tag)
+            return e;
+    }
+    return NULL;
+}
+
+psim_tagent *poolsim__tag_get(psim *ps, uint32_t tag)
+{
+    const psim_tagent *found = poolsim__tag_find(ps, tag);
+    if (PSIM_LIKELY(found != NULL))
+        return (psim_tagent *)(uintptr_t)found;
+    tag &= ~PSIM_PROTECTED_POOL;
+    psim_tagent *e = &ps->tags[POOLSIM_TAG_CAPACITY];
+    poolsim__prim_lock_acquire(&ps->site_lock);
+    for (uint32_t i = hash32(tag), n = 0; n < POOLSIM_TAG_CAPACITY; i++, n++) {
+        psim_tagent *slot = &ps->tags[i & (POOLSIM_TAG_CAPACITY - 1)];
+        if (slot->used && slot->tag == tag) {
+            e = slot;
+            break;
+        }
+        if (slot->used)
+            continue;
+        /* A quarter of the table stays empty so probes stay short. */
+        if (ps->ntags < POOLSIM_TAG_CAPACITY / 4 * 3) {
+            slot->tag = tag;
+            psim_atomic_store32(&slot->used, 1);
+            ps->ntags++;
+            e = slot;
+        } else {
+            psim_atomic_add(&ps->tot.tags_dropped, 1);
+        }
+        break;
+    }
+    poolsim__prim_lock_release(&ps->site_lock);
+    return e;
+}
+
+/* ---- Sites --------------------------------------------------------------- */
+
+const psim_site *poolsim__site_at(const psim *ps, uint32_t idx)
+{
+    const psim_site *chunk = ps->site_chunks[idx / PSIM_SITE_CHUNK];
+    return chunk ? &chunk[idx % PSIM_SITE_CHUNK] : NULL;
+}
+
+psim_site *poolsim__site_mut(psim *ps, uint32_t idx)
+{
+    return (psim_site *)(uintptr_t)poolsim__site_at(ps, idx);
+}
+
+static uint32_t site_hash(const char *file, int line, const char *routine, uint32_t tag)
+{
+    return hash32((uint64_t)(uintptr_t)file * 31u + (uint64_t)(uint32_t)line * 0x10001u +
+                  (uint64_t)(uintptr_t)routine * 7u + tag);
+}
+
+static bool site_is(const psim_site *s, const char *file, int line, const char *routine, uint32_t tag)
+{
+    return s->file == file && s->line == line && s->routine == routine && s->tag == tag;
+}
+
+uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine rt, uint32_t tag)
+{
+    if (!file || !ps->opt.track_sites)
+        return 0;
+    const char *routine = poolsim_routine_name(rt);
+    tag &= ~PSIM_PROTECTED_POOL;
+    const uint32_t mask = 2 * POOLSIM_SITE_CAPACITY - 1;
+    uint32_t h = site_hash(file, line, routine, tag);
+    for (uint32_t i = h, n = 0; n <= mask; i++, n++) {
+        uint32_t idx = psim_atomic_load32(&ps->site_index[i & mask]);
+        if (!idx)
+            break;
+        if (site_is(poolsim__site_at(ps, idx), file, line, routine, tag))
+            return idx;
+    }
+    uint32_t found = 0;
+    poolsim__prim_lock_acquire(&ps->site_lock);
+    for (uint32_t i = h;; i++) {
+        uint32_t *slot = &ps->site_index[i & mask];
+        if (*slot && site_is(poolsim__site_at(ps, *slot), file, line, routine, tag)) {
+            found = *slot;
+            break;
+        }
+        if (*slot)
+            continue;
+        uint32_t idx = ps->nsites;
+        if (idx >= POOLSIM_SITE_CAPACITY) {
+            psim_atomic_add(&ps->tot.sites_dropped, 1);
+            break;
+        }
+        psim_site **chunk = &ps->site_chunks[idx / PSIM_SITE_CHUNK];
+        if (!*chunk)
+            *chunk = (psim_site *)poolsim__meta_alloc(ps, PSIM_SITE_CHUNK * sizeof(psim_site));
+        if (!*chunk) {
+            psim_atomic_add(&ps->tot.sites_dropped, 1);
+            break;
+        }
+        psim_site *s = &(*chunk)[idx % PSIM_SITE_CHUNK];
+        s->file = file;
+        s->line = line;
+        s->routine = routine;
+        s->tag = tag;
+        psim_atomic_store32(&ps->nsites, idx + 1);
+        psim_atomic_store32(slot, idx);
+        found = idx;
+        break;
+    }
+    poolsim__prim_lock_release(&ps->site_lock);
+    return found;
+}
+
+/* ---- Counters ------------------------------------------------------------ */
+
+void poolsim__count_alloc(psim *ps, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
+{
+    psim_counters *c = &poolsim__tag_get(ps, tag)->c[pool];
+    psim_atomic_add(&c->allocs, 1);
+    poolsim__atomic_max(&c->peak, psim_atomic_add(&c->bytes, n));
+    if (site) {
+        psim_site *s = poolsim__site_mut(ps, site);
+        psim_atomic_add(&s->allocs[pool], 1);
+        psim_atomic_add(&s->bytes[pool], n);
+    }
+    psim_atomic_add(&ps->tot.allocs, 1);
+    poolsim__atomic_max(&ps->tot.peak_live, psim_atomic_add(&ps->tot.live, 1));
+}
+
+void poolsim__count_free(psim *ps, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
+{
+    psim_counters *c = &poolsim__tag_get(ps, tag)->c[pool];
+    psim_atomic_add(&c->frees, 1);
+    psim_atomic_sub(&c->bytes, n);
+    if (site) {
+        psim_site *s = poolsim__site_mut(ps, site);
+        psim_atomic_add(&s->frees[pool], 1);
+        psim_atomic_sub(&s->bytes[pool], n);
+    }
+    psim_atomic_add(&ps->tot.frees, 1);
+    psim_atomic_sub(&ps->tot.live, 1);
+    psim_atomic_sub(&ps->tot.bytes[pool], n);
+}
+
+void poolsim__count_failed(psim *ps, uint32_t tag, unsigned pool)
+{
+    /* A request refused for its tag (0, "BIG ") gets no row of its own. */
+    uint32_t tagm = tag & ~PSIM_PROTECTED_POOL;
+    if (tagm != 0 && tagm != PSIM_TAG_BIG)
+        psim_atomic_add(&poolsim__tag_get(ps, tag)->c[pool].failed, 1);
+    psim_atomic_add(&ps->tot.failed, 1);
+}

@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_tags.c — the tag table and the call-site table (src/tags.c).
+ *
+ * Every tag has counters per pool class (nonpaged, paged): successful
+ * allocations, frees, bytes in use, the peak of those bytes and failed
+ * requests, like WinDbg's !poolused (wdk-semantics.md §6.1). Tags are keyed
+ * without PROTECTED_POOL (§2.6). The table holds 768 tags (three quarters of
+ * POOLSIM_TAG_CAPACITY); further tags are counted together in the overflow
+ * row (tag 0xFFFFFFFF). Call sites are counted per (file, line, routine, tag)
+ * unless track_sites is off.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include <poolsim/cmocka.h>
+
+#include "../src/core.h"
+
+/* ---- Helpers --------------------------------------------------------------------------------- */
+
+#define TAG4(a, b, c, d)                                                                                     \
+    ((uint32_t)(uint8_t)(a) | (uint32_t)(uint8_t)(b) << 8 | (uint32_t)(uint8_t)(c) << 16 |                   \
+     (uint32_t)(uint8_t)(d) << 24)
+#define TAG_X TAG4('X', 'T', 'a', 'g') /* 'gaTX' */
+#define TAG_F TAG4('F', 'r', 'e', 'd') /* 'derF' */
+#define TAG_Q TAG4('Q', 'u', 'o', 't')
+#define PROTECTED 0x80000000u
+
+#define NONPAGED 0u
+#define PAGED 1u
+#define NONPAGED_NX 512u
+#define PAGED_CACHE 5u
+
+#define TAG_LIMIT (POOLSIM_TAG_CAPACITY / 4 * 3) /* tags counted one by one */
+
+static const char g_file_a[] = "drv/a.c";
+static const char g_file_b[] = "drv/b.c";
+
+static void *alloc_rt(poolsim_routine rt, uint64_t type, size_t n, uint32_t tag, const char *file, int line)
+{
+    poolsim_alloc_req req;
+    memset(&req, 0, sizeof req);
+    req.routine = rt;
+    req.type = type;
+    req.size = n;
+    req.tag = tag;
+    return poolsim_pool_alloc(&req, NULL, file, line);
+}
+
+static void *alloc(uint32_t type, size_t n, uint32_t tag)
+{
+    return alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, type, n, tag, g_file_a, 1);
+}
+
+static void free_at(void *p, uint32_t tag, const char *file, int line)
+{
+    poolsim_pool_free(POOLSIM_RT_EX_FREE_POOL_WITH_TAG, p, tag, NULL, 0, file, line);
+}
+
+static void release(void *p, uint32_t tag) { free_at(p, tag, g_file_a, 2); }
+
+static poolsim_tag_usage_t usage(uint32_t tag)
+{
+    poolsim_tag_usage_t u;
+    assert_true(poolsim_tag_usage(tag, &u));
+    return u;
+}
+
+static void check_counters(const poolsim_pool_counters *c, uint64_t allocs, uint64_t frees, uint64_t bytes,
+                           uint64_t peak, uint64_t failed)
+{
+    assert_int_equal(c->allocs, allocs);
+    assert_int_equal(c->frees, frees);
+    assert_int_equal(c->bytes, bytes);
+    assert_int_equal(c->peak_bytes, peak);
+    assert_int_equal(c->failed, failed);
+}
+
+/* The site with this key in the internal table, or NULL. */
+static const psim_site *site_find(const char *file, int line, poolsim_routine rt, uint32_t tag)
+{
+    const psim *ps = poolsim__g;
+    const char *routine = poolsim_routine_name(rt);
+    for (uint32_t i = 1; i < ps->nsites; i++) {
+        const psim_site *s = poolsim__site_at(ps, i);
+        if (s && s->file == file && s->line == line && s->routine == routine && s->tag == tag)
+            return s;
+    }
+    return NULL;
+}
+
+/* ---- Counters -------------------------------------------------------------------------------- */
+
+static void test_tags_counters(void **state)
+{
+    void *x1, *x2, *x3, *xp, *f1, *f2;
+    poolsim_tag_usage_t u;
+    (void)state;
+
+    x1 = alloc(NONPAGED, 100, TAG_X);
+    x2 = alloc(NONPAGED_NX, 200, TAG_X);
+    u = usage(TAG_X);
+    assert_int_equal(u.tag, TAG_X);
+    check_counters(&u.nonpaged, 2, 0, 300, 300, 0);
+    check_counters(&u.paged, 0, 0, 0, 0, 0);
+
+    release(x1, TAG_X);
+    x3 = alloc(NONPAGED, 50, TAG_X);
+    xp = alloc(PAGED_CACHE, 1000, TAG_X);
+    u = usage(TAG_X);
+    check_counters(&u.nonpaged, 3, 1, 250, 300, 0);
+    check_counters(&u.paged, 1, 0, 1000, 1000, 0);
+    release(xp, TAG_X);
+    u = usage(TAG_X);
+    check_counters(&u.paged, 1, 1, 0, 1000, 0);
+
+    /* A second tag is counted apart, big blocks by their requested size. */
+    f1 = alloc(NONPAGED, 0x2000, TAG_F);
+    f2 = alloc(PAGED, 7, TAG_F);
+    u = usage(TAG_F);
+    check_counters(&u.nonpaged, 1, 0, 0x2000, 0x2000, 0);
+    check_counters(&u.paged, 1, 0, 7, 7, 0);
+    u = usage(TAG_X);
+    check_counters(&u.nonpaged, 3, 1, 250, 300, 0);
+
+    /* Refused requests count as failed in the pool they asked for: two
+     * nonpaged kinds at once and a reserved bit with paged (§2.4, no bug
+     * check) ... */
+    assert_null(alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL2, PSIM_PF_NON_PAGED | PSIM_PF_NON_PAGED_EXECUTE, 10,
+                         TAG_F, g_file_a, 3));
+    assert_null(alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL2, PSIM_PF_PAGED | 0x10u, 10, TAG_F, g_file_a, 4));
+    /* ... and a bug check (C4/0x00, zero bytes) that the handler returned from. */
+    expect_bugcheck_continue(0xC4, 0x00, assert_null(alloc(NONPAGED, 0, TAG_F)));
+    u = usage(TAG_F);
+    check_counters(&u.nonpaged, 1, 0, 0x2000, 0x2000, 2);
+    check_counters(&u.paged, 1, 0, 7, 7, 1);
+    {
+        poolsim_stats s;
+        poolsim_get_stats(&s);
+        assert_int_equal(s.failed, 2 + 1);
+    }
+
+    release(x2, TAG_X);
+    release(x3, TAG_X);
+    release(f1, TAG_F);
+    release(f2, TAG_F);
+    u = usage(TAG_X);
+    check_counters(&u.nonpaged, 3, 3, 0, 300, 0);
+    check_counters(&u.paged, 1, 1, 0, 1000, 0);
+    u = usage(TAG_F);
+    check_counters(&u.nonpaged, 1, 1, 0, 0x2000, 2);
+    check_counters(&u.paged, 1, 1, 0, 7, 1);
+
+    /* A tag never used is not there, and the answer is empty. */
+    memset(&u, 0xAB, sizeof u);
+    assert_false(poolsim_tag_usage(TAG_Q, &u));
+    check_counters(&u.nonpaged, 0, 0, 0, 0, 0);
+    check_counters(&u.paged, 0, 0, 0, 0, 0);
+    assert_false(poolsim_tag_usage(TAG_Q, NULL));
+    {
+        poolsim_stats s;
+        poolsim_get_stats(&s);
+        assert_int_equal(s.tags, 2);
+    }
+}
+
+/* Routines without a tag count under "None" (§2.6). */
+static void test_tags_untagged_routine(void **state)
+{
+    void *p;
+    poolsim_tag_usage_t u;
+    (void)state;
+    p = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL, NONPAGED_NX, 24, TAG_X /* ignored */, g_file_a, 5);
+    assert_non_null(p);
+    u = usage(PSIM_TAG_NONE);
+    check_counters(&u.nonpaged, 1, 0, 24, 24, 0);
+    assert_false(poolsim_tag_usage(TAG_X, &u));
+    poolsim_pool_free(POOLSIM_RT_EX_FREE_POOL, p, 0, NULL, 0, g_file_a, 6);
+    u = usage(PSIM_TAG_NONE);
+    check_counters(&u.nonpaged, 1, 1, 0, 24, 0);
+}
+
+/* The pool limit refuses without a bug check and counts the failure. */
+static void test_tags_failed_at_limit(void **state)
+{
+    poolsim_options o;
+    void *a, *b;
+    poolsim_tag_usage_t u;
+    int32_t status = 0;
+    poolsim_alloc_req req;
+    (void)state;
+    poolsim_options_default(&o);
+    o.nonpaged_limit = 0x10000;
+    poolsim_cmocka_reinit(&o);
+
+    a = alloc(NONPAGED, 0x8000, TAG_Q);
+    assert_non_null(a);
+    assert_null(alloc(NONPAGED, 0x8001, TAG_Q));  /* one byte over */
+    assert_null(alloc(NONPAGED, 0x20000, TAG_Q)); /* over on its own */
+    b = alloc(NONPAGED, 0x8000, TAG_Q);           /* exactly at the limit */
+    assert_non_null(b);
+    /* Paged pool has its own (default) limit. */
+    release(alloc(PAGED, 0x20000, TAG_Q), TAG_Q);
+    /* A quota routine raises instead (§2.4). */
+    memset(&req, 0, sizeof req);
+    req.routine = POOLSIM_RT_EX_ALLOCATE_POOL_WITH_QUOTA_TAG;
+    req.type = NONPAGED;
+    req.size = 16;
+    req.tag = TAG_Q;
+    assert_null(poolsim_pool_alloc(&req, &status, g_file_a, 7));
+    assert_int_equal(status, PSIM_STATUS_INSUFFICIENT_RESOURCES);
+
+    u = usage(TAG_Q);
+    check_counters(&u.nonpaged, 2, 0, 0x10000, 0x10000, 3);
+    check_counters(&u.paged, 1, 1, 0, 0x20000, 0);
+    release(a, TAG_Q);
+    release(b, TAG_Q);
+    u = usage(TAG_Q);
+    check_counters(&u.nonpaged, 2, 2, 0, 0x10000, 3);
+}
+
+/* ---- PROTECTED_POOL (§2.6) ------------------------------------------------------------------- */
+
+static void test_tags_protected_masked(void **state)
+{
+    void *p, *q;
+    poolsim_tag_usage_t u, v;
+    poolsim_block_info info;
+    (void)state;
+    p = alloc(NONPAGED, 64, TAG_X | PROTECTED);
+    q = alloc(NONPAGED, 32, TAG_X);
+    assert_non_null(p);
+    assert_non_null(q);
+
+    /* One row, found with or without the bit; the block keeps the tag as passed. */
+    u = usage(TAG_X | PROTECTED);
+    v = usage(TAG_X);
+    assert_int_equal(u.tag, TAG_X);
+    assert_int_equal(v.tag, TAG_X);
+    check_counters(&u.nonpaged, 2, 0, 96, 96, 0);
+    check_counters(&v.nonpaged, 2, 0, 96, 96, 0);
+    check_counters(&u.paged, 0, 0, 0, 0, 0);
+    assert_true(poolsim_find_block(p, &info));
+    assert_int_equal(info.tag, TAG_X | PROTECTED);
+    {
+        poolsim_stats s;
+        poolsim_get_stats(&s);
+        assert_int_equal(s.tags, 1);
+    }
+
+    /* The protected block frees with its tag, bit or no bit. */
+    expect_no_bugcheck(release(p, TAG_X | PROTECTED));
+    expect_no_bugcheck(release(q, TAG_X));
+    p = alloc(NONPAGED, 64, TAG_X | PROTECTED);
+    expect_no_bugcheck(release(p, TAG_X));
+    u = usage(TAG_X);
+    check_counters(&u.nonpaged, 3, 3, 0, 96, 0);
+}
+
+/* ---- The overflow row ------------------------------------------------------------------------ */
+
+#define MANY_TAGS (TAG_LIMIT + 32u)
+
+static uint32_t nth_tag(unsigned i)
+{
+    return TAG4('T', '0' + i / 100 % 10, '0' + i / 10 % 10, 'A' + i % 10 + (i / 1000) * 10);
+}
+
+static void test_tags_overflow_row(void **state)
+{
+    static void *blocks[MANY_TAGS];
+    const psim_tagent *overflow;
+    poolsim_tag_usage_t u;
+    poolsim_stats s;
+    (void)state;
+    for (unsigned i = 0; i < MANY_TAGS; i++) {
+        blocks[i] = alloc(i & 1 ? PAGED : NONPAGED, 10 + i % 3, nth_tag(i));
+        assert_non_null(blocks[i]);
+    }
+    poolsim_get_stats(&s);
+    assert_int_equal(s.tags, TAG_LIMIT);
+    assert_int_equal(s.live_blocks, MANY_TAGS);
+
+    /* The first 768 tags have their own rows ... */
+    for (unsigned i = 0; i < TAG_LIMIT; i++) {
+        u = usage(nth_tag(i));
+        assert_int_equal(u.tag, nth_tag(i));
+        assert_int_equal((i & 1 ? u.paged : u.nonpaged).allocs, 1);
+        assert_int_equal((i & 1 ? u.paged : u.nonpaged).bytes, 10 + i % 3);
+        assert_int_equal((i & 1 ? u.nonpaged : u.paged).allocs, 0);
+    }
+    /* ... the rest share the overflow row (tag 0xFFFFFFFF, the last one). */
+    for (unsigned i = TAG_LIMIT; i < MANY_TAGS; i++)
+        assert_false(poolsim_tag_usage(nth_tag(i), &u));
+    overflow = &poolsim__g->tags[POOLSIM_TAG_CAPACITY];
+    assert_int_equal(overflow->tag, PSIM_TAG_OVERFLOW);
+    {
+        uint64_t np = 0, pg = 0, npb = 0, pgb = 0;
+        for (unsigned i = TAG_LIMIT; i < MANY_TAGS; i++) {
+            if (i & 1) {
+                pg++;
+                pgb += 10 + i % 3;
+            } else {
+                np++;
+                npb += 10 + i % 3;
+            }
+        }
+        assert_int_equal(overflow->c[0].allocs, np);
+        assert_int_equal(overflow->c[0].bytes, npb);
+        assert_int_equal(overflow->c[1].allocs, pg);
+        assert_int_equal(overflow->c[1].bytes, pgb);
+
+        for (unsigned i = 0; i < MANY_TAGS; i++)
+            release(blocks[i], nth_tag(i));
+        assert_int_equal(overflow->c[0].frees, np);
+        assert_int_equal(overflow->c[1].frees, pg);
+        assert_int_equal(overflow->c[0].bytes, 0);
+        assert_int_equal(overflow->c[1].bytes, 0);
+        assert_int_equal(overflow->c[0].peak, npb);
+        assert_int_equal(overflow->c[1].peak, pgb);
+    }
+    /* A new tag after the table is full still goes to the overflow row;
+     * the known ones keep theirs. */
+    release(alloc(NONPAGED, 5, TAG4('N', 'e', 'w', '1')), TAG4('N', 'e', 'w', '1'));
+    assert_false(poolsim_tag_usage(TAG4('N', 'e', 'w', '1'), &u));
+    release(alloc(NONPAGED, 5, nth_tag(0)), nth_tag(0));
+    u = usage(nth_tag(0));
+    assert_int_equal(u.nonpaged.allocs, 2);
+    poolsim_get_stats(&s);
+    assert_int_equal(s.tags, TAG_LIMIT);
+    assert_int_equal(s.live_blocks, 0);
+}
+
+/* ---- Call sites ------------------------------------------------------------------------------ */
+
+static void test_tags_sites(void **state)
+{
+    void *b[8];
+    const psim_site *s;
+    poolsim_stats st;
+    poolsim_block_info info;
+    (void)state;
+    b[0] = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 10, TAG_X, g_file_a, 10);
+    b[1] = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, PAGED, 20, TAG_X, g_file_a, 10);     /* same site */
+    b[2] = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 30, TAG_X, g_file_a, 11);  /* line */
+    b[3] = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL2, PSIM_PF_NON_PAGED, 40, TAG_X, g_file_a, 10); /* routine */
+    b[4] = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 50, TAG_F, g_file_a, 10);  /* tag */
+    b[5] = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 60, TAG_X, g_file_b, 10);  /* file */
+    b[6] = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 70, TAG_X | PROTECTED, g_file_a, 10);
+    b[7] =
+        alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 80, TAG_X, NULL, 10); /* no file: no site */
+    for (int i = 0; i < 8; i++)
+        assert_non_null(b[i]);
+
+    poolsim_get_stats(&st);
+    assert_int_equal(st.sites, 5);
+    assert_int_equal(poolsim__g->nsites, 6); /* site 0 is "unknown" */
+
+    s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
+    assert_non_null(s);
+    /* b[0], b[1] and the PROTECTED_POOL b[6] (the bit is masked). */
+    assert_int_equal(s->allocs[0], 2);
+    assert_int_equal(s->allocs[1], 1);
+    assert_int_equal(s->bytes[0], 80);
+    assert_int_equal(s->bytes[1], 20);
+    s = site_find(g_file_a, 11, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
+    assert_non_null(s);
+    assert_int_equal(s->allocs[0], 1);
+    assert_int_equal(s->bytes[0], 30);
+    s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL2, TAG_X);
+    assert_non_null(s);
+    assert_int_equal(s->allocs[0], 1);
+    assert_int_equal(s->bytes[0], 40);
+    s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_F);
+    assert_non_null(s);
+    assert_int_equal(s->bytes[0], 50);
+    s = site_find(g_file_b, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
+    assert_non_null(s);
+    assert_int_equal(s->bytes[0], 60);
+    assert_null(site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X | PROTECTED));
+
+    /* Blocks carry their site. */
+    assert_true(poolsim_find_block(b[5], &info));
+    assert_ptr_equal(info.alloc_site.file, g_file_b);
+    assert_int_equal(info.alloc_site.line, 10);
+    assert_string_equal(info.alloc_site.routine, "ExAllocatePoolWithTag");
+    assert_true(poolsim_find_block(b[7], &info));
+    assert_null(info.alloc_site.file);
+    assert_int_equal(info.alloc_site.line, 0);
+
+    /* Frees are counted at the allocating site; the freeing site is a site of its own. */
+    free_at(b[0], TAG_X, g_file_b, 99);
+    free_at(b[1], TAG_X, g_file_b, 99);
+    s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
+    assert_int_equal(s->frees[0], 1);
+    assert_int_equal(s->frees[1], 1);
+    assert_int_equal(s->bytes[0], 70);
+    assert_int_equal(s->bytes[1], 0);
+    s = site_find(g_file_b, 99, POOLSIM_RT_EX_FREE_POOL_WITH_TAG, TAG_X);
+    assert_non_null(s);
+    assert_int_equal(s->allocs[0] + s->allocs[1] + s->frees[0] + s->frees[1], 0);
+    poolsim_get_stats(&st);
+    assert_int_equal(st.sites, 6);
+
+    for (int i = 2; i < 8; i++)
+        free_at(b[i], i == 4 ? TAG_F : TAG_X, g_file_b, 99 + (i == 4));
+    poolsim_get_stats(&st);
+    assert_int_equal(st.sites, 7); /* + (b.c, 100, ExFreePoolWithTag, Fred) */
+    s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
+    assert_int_equal(s->allocs[0], 2);
+    assert_int_equal(s->frees[0], 2);
+    assert_int_equal(s->bytes[0], 0);
+}
+
+static void test_tags_sites_off(void **state)
+{
+    poolsim_options o;
+    poolsim_block_info info;
+    poolsim_stats st;
+    void *p;
+    (void)state;
+    poolsim_options_default(&o);
+    o.track_sites = 0;
+    poolsim_cmocka_reinit(&o);
+    p = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 10, TAG_X, g_file_a, 10);
+    assert_non_null(p);
+    assert_true(poolsim_find_block(p, &info));
+    assert_null(info.alloc_site.file);
+    assert_int_equal(info.alloc_site.line, 0);
+    /* The routine is known without a site. */
+    assert_string_equal(info.alloc_site.routine, "ExAllocatePoolWithTag");
+    free_at(p, TAG_X, g_file_b, 20);
+    assert_true(poolsim_find_block(p, &info));
+    assert_null(info.free_site.file);
+    assert_string_equal(info.free_site.routine, "ExFreePoolWithTag");
+    poolsim_get_stats(&st);
+    assert_int_equal(st.sites, 0);
+    assert_int_equal(poolsim__g->nsites, 1);
+    /* Tags are counted all the same. */
+    assert_int_equal(usage(TAG_X).nonpaged.allocs, 1);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, poolsim_cmocka_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_tags_counters),         T(test_tags_untagged_routine), T(test_tags_failed_at_limit),
+        T(test_tags_protected_masked), T(test_tags_overflow_row),     T(test_tags_sites),
+        T(test_tags_sites_off),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
