@@ -287,8 +287,12 @@ static void default_handler(const poolsim_bugcheck *bc)
     else if (n == (uint64_t)g_max_reports + 1)
         poolsim__outf("poolsim: %u reports printed; further reports are counted, not printed (max_reports)\n",
                       g_max_reports);
-    if (!g_continue)
+    if (!g_continue) {
+        poolsim__outf("poolsim: stopping on bug check 0x%lx (0x%llx, 0x%llx, 0x%llx, 0x%llx)\n", bc->code,
+                      (unsigned long long)bc->param[0], (unsigned long long)bc->param[1],
+                      (unsigned long long)bc->param[2], (unsigned long long)bc->param[3]);
         poolsim__prim_stop(bc->code, bc->param);
+    }
 }
 
 void poolsim__bc_deliver(psim *ps, poolsim_bugcheck *bc)

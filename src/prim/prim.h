@@ -91,7 +91,7 @@ void poolsim__prim_write(const char *text);
 long poolsim__prim_getenv(const char *name, char *buf, size_t cap);
 
 /* Stops the process (abort) or the machine (KeBugCheckEx) with the code and
- * parameters. Does not return. */
+ * parameters; the core has printed the report. Does not return. */
 void poolsim__prim_stop(unsigned long code, const uintptr_t param[4]);
 
 /* Breaks into an attached debugger, if any; returns when there is none. */

@@ -89,9 +89,8 @@ long poolsim__prim_getenv(const char *name, char *buf, size_t cap)
 
 void poolsim__prim_stop(unsigned long code, const uintptr_t param[4])
 {
-    fprintf(stderr, "poolsim: stopping on bug check 0x%lx (0x%llx, 0x%llx, 0x%llx, 0x%llx)\n", code,
-            (unsigned long long)param[0], (unsigned long long)param[1], (unsigned long long)param[2],
-            (unsigned long long)param[3]);
+    (void)code;
+    (void)param;
     fflush(stderr);
     abort();
 }
