@@ -191,7 +191,7 @@ static bool run_mode(const workload *w, const mode *m, int runs, result *best)
 
 int main(int argc, char **argv)
 {
-    const char *json = NULL;
+    const char *json = NULL, *only_mode = NULL;
     int runs = 3;
     bool selected[NWORKLOADS] = {false}, any = false;
     for (int i = 1; i < argc; i++) {
@@ -203,6 +203,8 @@ int main(int argc, char **argv)
             json = argv[++i];
         } else if (!strcmp(argv[i], "--ops") && i + 1 < argc) {
             g_ops = strtoull(argv[++i], NULL, 10);
+        } else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
+            only_mode = argv[++i];
         } else if (!strcmp(argv[i], "--runs") && i + 1 < argc) {
             runs = atoi(argv[++i]);
         } else {
@@ -210,7 +212,7 @@ int main(int argc, char **argv)
             while (k < NWORKLOADS && strcmp(argv[i], workloads[k].name))
                 k++;
             if (k == NWORKLOADS) {
-                fprintf(stderr, "usage: %s [--list] [--ops N] [--runs R] [--json FILE] [workload...]\n",
+                fprintf(stderr, "usage: %s [--list] [--ops N] [--runs R] [--mode NAME] [--json FILE] [workload...]\n",
                         argv[0]);
                 return 2;
             }
@@ -237,6 +239,8 @@ int main(int argc, char **argv)
         double base = 0;
         for (size_t m = 0; m < NMODES; m++) {
             result r;
+            if (m > 0 && only_mode && strcmp(only_mode, modes[m].name))
+                continue; /* the malloc baseline always runs */
             if (!run_mode(&workloads[k], &modes[m], runs, &r)) {
                 fprintf(stderr, "poolbench: %s/%s failed\n", workloads[k].name, modes[m].name);
                 return 1;

@@ -28,6 +28,9 @@ static inline bool psim_atomic_cas(uint64_t *p, uint64_t *expected, uint64_t des
     return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 static inline uint32_t psim_atomic_load32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+/* A counter written by one lock holder and read by anyone: plain moves on x86. */
+static inline uint64_t psim_relaxed_load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void psim_relaxed_store(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 static inline void psim_atomic_store32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline void *psim_atomic_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void psim_atomic_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
@@ -68,6 +71,8 @@ static inline void psim_atomic_store32(uint32_t *p, uint32_t v)
 {
     _InterlockedExchange((volatile long *)p, (long)v);
 }
+static inline uint64_t psim_relaxed_load(const uint64_t *p) { return *(const volatile uint64_t *)p; }
+static inline void psim_relaxed_store(uint64_t *p, uint64_t v) { *(volatile uint64_t *)p = v; }
 static inline void *psim_atomic_load_ptr(void *const *p)
 {
     return _InterlockedCompareExchangePointer((void *volatile *)p, 0, 0);

@@ -189,6 +189,7 @@ typedef struct psim_shard {
     psim_qent *qring; /* FIFO of quarantined blocks, allocated on first use */
     uint32_t qcap, qhead, qcount;
     uint64_t qbytes;                        /* caller bytes in this shard's quarantine */
+    uint64_t allocs, frees, live, live_peak; /* relaxed stores under the lock */
     psim_page *partial[2][2][PSIM_CLASSES]; /* [pool][cache-aligned][class]: pages with a free slot */
     psim_page *runs[2][PSIM_RUN_LISTS];     /* [pool][length]: free page runs */
     psim_chunk *cur[2];                     /* [pool]: chunk being carved */
@@ -200,15 +201,24 @@ typedef struct psim_shard {
 
 /* ---- Tags, sites and totals (tags.c) ------------------------------------ */
 
+#ifndef POOLSIM_SHARDS
+#define POOLSIM_SHARDS 8u /* power of two */
+#endif
+
+
+/* One shard's share of a tag's counters, written under that shard's lock
+ * (relaxed stores) and summed by readers. */
 typedef struct psim_counters {
-    uint64_t allocs, frees, bytes, peak, failed;
+    uint64_t allocs, frees, bytes;
+    uint64_t peak; /* the highest `bytes` this shard has seen */
 } psim_counters;
 
 typedef struct psim_tagent {
     uint32_t tag;
-    uint32_t used; /* 0 = empty slot; published last */
-    psim_counters c[2];
-    char pad_[128 - 8 - 2 * sizeof(psim_counters)];
+    uint32_t used;                      /* 0 = empty slot; published last */
+    uint64_t peak[2];                   /* atomic: highest total bytes seen, per pool */
+    uint64_t failed[2];                 /* atomic */
+    psim_counters c[POOLSIM_SHARDS][2]; /* [shard][pool] */
 } psim_tagent;
 
 typedef struct psim_site {
@@ -228,17 +238,15 @@ typedef struct psim_site {
 #define PSIM_SITE_CHUNK 256u
 #define PSIM_TAG_OVERFLOW 0xFFFFFFFFu /* the overflow row's tag */
 
+/* Instance-wide atomics; the per-operation counts live in the shards. */
 typedef struct psim_totals {
-    uint64_t allocs, frees, failed, live, peak_live;
-    uint64_t bytes[2], peak_bytes[2];
-    uint64_t bugchecks, sites_dropped, tags_dropped;
+    uint64_t failed, peak_live;
+    uint64_t bytes[2], peak_bytes[2]; /* bytes are reserved against the pool limits */
+    uint64_t sites_dropped, tags_dropped;
 } psim_totals;
 
 /* ---- The instance ------------------------------------------------------ */
 
-#ifndef POOLSIM_SHARDS
-#define POOLSIM_SHARDS 8u /* power of two */
-#endif
 #ifndef POOLSIM_CHUNK_PAGES
 #define POOLSIM_CHUNK_PAGES 256u /* 1 MiB of pages per chunk */
 #endif
@@ -335,9 +343,14 @@ const psim_tagent *poolsim__tag_find(const psim *ps, uint32_t tag);
 uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine rt, uint32_t tag);
 const psim_site *poolsim__site_at(const psim *ps, uint32_t idx);
 psim_site *poolsim__site_mut(psim *ps, uint32_t idx);
-void poolsim__count_alloc(psim *ps, uint32_t tag, unsigned pool, uint32_t site, uint64_t n);
-void poolsim__count_free(psim *ps, uint32_t tag, unsigned pool, uint32_t site, uint64_t n);
+/* Count an allocation or a free in shard `shard`, whose lock the caller holds. */
+void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool, uint32_t site, uint64_t n);
+void poolsim__count_free(psim *ps, unsigned shard, uint32_t tag, unsigned pool, uint32_t site, uint64_t n);
 void poolsim__count_failed(psim *ps, uint32_t tag, unsigned pool);
+/* A tag's counters in one pool, summed over the shards. */
+void poolsim__tag_counters(const psim_tagent *e, unsigned pool, poolsim_pool_counters *out);
+/* Instance totals summed over the shards. */
+void poolsim__totals(const psim *ps, uint64_t *allocs, uint64_t *frees, uint64_t *live);
 void poolsim__atomic_max(uint64_t *p, uint64_t v);
 
 /* ---- Bug checks (bugcheck.c) -------------------------------------------- */

@@ -243,6 +243,7 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     r->alloc_rt = (uint8_t)rt;
     r->free_rt = 0;
     poolsim__guard_arm(ps, &w, r);
+    poolsim__count_alloc(ps, w.page->shard, tag, q.pool, site, n);
     poolsim__unlock(ps, w.page);
 
     if (q.zero)
@@ -250,7 +251,6 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     else if (ps->opt.fill_uninit)
         psim_memset(p, (int)ps->opt.uninit_byte, n);
     poolsim__atomic_max(&ps->tot.peak_bytes[q.pool], in_use);
-    poolsim__count_alloc(ps, tag, q.pool, site, n);
     return p;
 }
 
@@ -447,6 +447,7 @@ void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     r->free_site = poolsim__site_get(ps, file, line, rt, rtag);
     r->free_rt = (uint8_t)rt;
     unsigned shard = w.page->shard;
+    poolsim__count_free(ps, shard, rtag, pool, site, n);
     if (quarantine(ps, &w))
         r->state = PSIM_QUARANTINED;
     else {
@@ -454,7 +455,6 @@ void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
         poolsim__block_release(ps, &w);
     }
     poolsim__unlock(ps, w.page);
-    poolsim__count_free(ps, rtag, pool, site, n);
     if (ps->opt.print_frees) {
         char t[5];
         poolsim__tag_text(rtag, t);

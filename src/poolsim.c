@@ -54,7 +54,8 @@ size_t poolsim_shutdown(void)
     if (!ps)
         return 0;
     poolsim_validate(); /* corruption of live blocks, writes into quarantined ones */
-    uint64_t live = psim_atomic_load(&ps->tot.live);
+    uint64_t allocs, frees, live;
+    poolsim__totals(ps, &allocs, &frees, &live);
     uint64_t paged = psim_atomic_load(&ps->tot.bytes[1]), nonpaged = psim_atomic_load(&ps->tot.bytes[0]);
     bool report = live && ps->opt.leak_check;
     uint32_t code = ps->opt.leak_code;
@@ -142,15 +143,6 @@ size_t poolsim_validate(void)
     return bad;
 }
 
-static void counters_copy(const psim_counters *c, poolsim_pool_counters *out)
-{
-    out->allocs = psim_atomic_load(&c->allocs);
-    out->frees = psim_atomic_load(&c->frees);
-    out->bytes = psim_atomic_load(&c->bytes);
-    out->peak_bytes = psim_atomic_load(&c->peak);
-    out->failed = psim_atomic_load(&c->failed);
-}
-
 bool poolsim_tag_usage(unsigned long tag, poolsim_tag_usage_t *out)
 {
     psim *ps = poolsim__g;
@@ -161,8 +153,8 @@ bool poolsim_tag_usage(unsigned long tag, poolsim_tag_usage_t *out)
     if (!e)
         return false;
     out->tag = e->tag;
-    counters_copy(&e->c[0], &out->nonpaged);
-    counters_copy(&e->c[1], &out->paged);
+    poolsim__tag_counters(e, 0, &out->nonpaged);
+    poolsim__tag_counters(e, 1, &out->paged);
     return true;
 }
 
@@ -175,10 +167,8 @@ void poolsim_get_stats(poolsim_stats *out)
     out->bugchecks = poolsim_bugcheck_count();
     if (!ps)
         return;
-    out->allocs = psim_atomic_load(&ps->tot.allocs);
-    out->frees = psim_atomic_load(&ps->tot.frees);
+    poolsim__totals(ps, &out->allocs, &out->frees, &out->live_blocks);
     out->failed = psim_atomic_load(&ps->tot.failed);
-    out->live_blocks = psim_atomic_load(&ps->tot.live);
     out->peak_blocks = psim_atomic_load(&ps->tot.peak_live);
     out->nonpaged_bytes = psim_atomic_load(&ps->tot.bytes[0]);
     out->paged_bytes = psim_atomic_load(&ps->tot.bytes[1]);

@@ -268,13 +268,8 @@ typedef struct tag_row {
 static void row_load(const psim_tagent *e, tag_row *r)
 {
     r->tag = e->tag;
-    for (int k = 0; k < 2; k++) {
-        r->c[k].allocs = psim_atomic_load(&e->c[k].allocs);
-        r->c[k].frees = psim_atomic_load(&e->c[k].frees);
-        r->c[k].bytes = psim_atomic_load(&e->c[k].bytes);
-        r->c[k].peak_bytes = psim_atomic_load(&e->c[k].peak);
-        r->c[k].failed = psim_atomic_load(&e->c[k].failed);
-    }
+    for (unsigned k = 0; k < 2; k++)
+        poolsim__tag_counters(e, k, &r->c[k]);
 }
 
 /* Order of rows: by tag text, or by bytes used (descending) in one pool. */

@@ -175,32 +175,79 @@ uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine
 
 /* ---- Counters ------------------------------------------------------------ */
 
-void poolsim__count_alloc(psim *ps, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
+static void bump(uint64_t *p, uint64_t by) { psim_relaxed_store(p, psim_relaxed_load(p) + by); }
+
+void poolsim__tag_counters(const psim_tagent *e, unsigned pool, poolsim_pool_counters *out)
 {
-    psim_counters *c = &poolsim__tag_get(ps, tag)->c[pool];
-    psim_atomic_add(&c->allocs, 1);
-    poolsim__atomic_max(&c->peak, psim_atomic_add(&c->bytes, n));
+    psim_memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < POOLSIM_SHARDS; i++) {
+        const psim_counters *c = &e->c[i][pool];
+        out->allocs += psim_relaxed_load(&c->allocs);
+        out->frees += psim_relaxed_load(&c->frees);
+        out->bytes += psim_relaxed_load(&c->bytes);
+    }
+    out->peak_bytes = psim_atomic_load(&e->peak[pool]);
+    out->failed = psim_atomic_load(&e->failed[pool]);
+}
+
+void poolsim__totals(const psim *ps, uint64_t *allocs, uint64_t *frees, uint64_t *live)
+{
+    *allocs = *frees = *live = 0;
+    for (unsigned i = 0; i < POOLSIM_SHARDS; i++) {
+        *allocs += psim_relaxed_load(&ps->shards[i].allocs);
+        *frees += psim_relaxed_load(&ps->shards[i].frees);
+        *live += psim_relaxed_load(&ps->shards[i].live);
+    }
+}
+
+/*
+ * Peaks of a sum over shards: when a shard reaches a new high of its own, the
+ * total is summed and the peak raised. With one thread per tag (one shard)
+ * that is exact; when several threads allocate one tag, a total that peaks
+ * while no shard sets a record of its own can be missed (docs/semantics.md).
+ */
+void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
+{
+    psim_tagent *e = poolsim__tag_get(ps, tag);
+    psim_counters *c = &e->c[shard][pool];
+    psim_shard *sh = &ps->shards[shard];
+    bump(&c->allocs, 1);
+    bump(&c->bytes, n);
+    if (c->bytes > c->peak) {
+        uint64_t total = 0;
+        psim_relaxed_store(&c->peak, c->bytes);
+        for (unsigned i = 0; i < POOLSIM_SHARDS; i++)
+            total += psim_relaxed_load(&e->c[i][pool].bytes);
+        poolsim__atomic_max(&e->peak[pool], total);
+    }
     if (site) {
         psim_site *s = poolsim__site_mut(ps, site);
         psim_atomic_add(&s->allocs[pool], 1);
         psim_atomic_add(&s->bytes[pool], n);
     }
-    psim_atomic_add(&ps->tot.allocs, 1);
-    poolsim__atomic_max(&ps->tot.peak_live, psim_atomic_add(&ps->tot.live, 1));
+    bump(&sh->allocs, 1);
+    bump(&sh->live, 1);
+    if (sh->live > sh->live_peak) {
+        uint64_t a, f, live;
+        psim_relaxed_store(&sh->live_peak, sh->live);
+        poolsim__totals(ps, &a, &f, &live);
+        poolsim__atomic_max(&ps->tot.peak_live, live);
+    }
 }
 
-void poolsim__count_free(psim *ps, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
+void poolsim__count_free(psim *ps, unsigned shard, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
 {
-    psim_counters *c = &poolsim__tag_get(ps, tag)->c[pool];
-    psim_atomic_add(&c->frees, 1);
-    psim_atomic_sub(&c->bytes, n);
+    psim_counters *c = &poolsim__tag_get(ps, tag)->c[shard][pool];
+    psim_shard *sh = &ps->shards[shard];
+    bump(&c->frees, 1);
+    psim_relaxed_store(&c->bytes, c->bytes - n);
     if (site) {
         psim_site *s = poolsim__site_mut(ps, site);
         psim_atomic_add(&s->frees[pool], 1);
         psim_atomic_sub(&s->bytes[pool], n);
     }
-    psim_atomic_add(&ps->tot.frees, 1);
-    psim_atomic_sub(&ps->tot.live, 1);
+    bump(&sh->frees, 1);
+    psim_relaxed_store(&sh->live, sh->live - 1);
     psim_atomic_sub(&ps->tot.bytes[pool], n);
 }
 
@@ -209,6 +256,6 @@ void poolsim__count_failed(psim *ps, uint32_t tag, unsigned pool)
     /* A request refused for its tag (0, "BIG ") gets no row of its own. */
     uint32_t tagm = tag & ~PSIM_PROTECTED_POOL;
     if (tagm != 0 && tagm != PSIM_TAG_BIG)
-        psim_atomic_add(&poolsim__tag_get(ps, tag)->c[pool].failed, 1);
+        psim_atomic_add(&poolsim__tag_get(ps, tag)->failed[pool], 1);
     psim_atomic_add(&ps->tot.failed, 1);
 }

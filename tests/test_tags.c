@@ -311,19 +311,23 @@ static void test_tags_overflow_row(void **state)
                 npb += 10 + i % 3;
             }
         }
-        assert_int_equal(overflow->c[0].allocs, np);
-        assert_int_equal(overflow->c[0].bytes, npb);
-        assert_int_equal(overflow->c[1].allocs, pg);
-        assert_int_equal(overflow->c[1].bytes, pgb);
+        /* The overflow row is queried with its own value. */
+        assert_true(poolsim_tag_usage(PSIM_TAG_OVERFLOW, &u));
+        assert_int_equal(u.tag, PSIM_TAG_OVERFLOW);
+        assert_int_equal(u.nonpaged.allocs, np);
+        assert_int_equal(u.nonpaged.bytes, npb);
+        assert_int_equal(u.paged.allocs, pg);
+        assert_int_equal(u.paged.bytes, pgb);
 
         for (unsigned i = 0; i < MANY_TAGS; i++)
             release(blocks[i], nth_tag(i));
-        assert_int_equal(overflow->c[0].frees, np);
-        assert_int_equal(overflow->c[1].frees, pg);
-        assert_int_equal(overflow->c[0].bytes, 0);
-        assert_int_equal(overflow->c[1].bytes, 0);
-        assert_int_equal(overflow->c[0].peak, npb);
-        assert_int_equal(overflow->c[1].peak, pgb);
+        assert_true(poolsim_tag_usage(PSIM_TAG_OVERFLOW, &u));
+        assert_int_equal(u.nonpaged.frees, np);
+        assert_int_equal(u.paged.frees, pg);
+        assert_int_equal(u.nonpaged.bytes, 0);
+        assert_int_equal(u.paged.bytes, 0);
+        assert_int_equal(u.nonpaged.peak_bytes, npb);
+        assert_int_equal(u.paged.peak_bytes, pgb);
     }
     /* A new tag after the table is full still goes to the overflow row;
      * the known ones keep theirs. */
