@@ -277,6 +277,14 @@ void poolsim_set_bugcheck_handler(poolsim_bugcheck_fn *fn, void *ctx)
     g_handler = fn;
 }
 
+void poolsim_get_bugcheck_handler(poolsim_bugcheck_fn **fn, void **ctx)
+{
+    if (fn)
+        *fn = g_handler;
+    if (ctx)
+        *ctx = g_handler_ctx;
+}
+
 uint64_t poolsim_bugcheck_count(void) { return psim_atomic_load(&g_count); }
 
 static void default_handler(const poolsim_bugcheck *bc)

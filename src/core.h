@@ -245,6 +245,29 @@ typedef struct psim_totals {
     uint64_t sites_dropped, tags_dropped;
 } psim_totals;
 
+/* ---- Fault injection (fault.c) ------------------------------------------- */
+
+#define PSIM_TRACE_SITES 256u
+#define PSIM_FAULT_ON 0x1u    /* a probability, nth or site is set */
+#define PSIM_FAULT_TRACE 0x2u /* record every allocation site (sweeps) */
+
+typedef struct psim_fault {
+    poolsim__prim_lock lock; /* guards everything below but the atomics */
+    uint32_t flags;          /* PSIM_FAULT_*: the hot path reads only this */
+    uint32_t probability;
+    char tags[128];
+    uint64_t delay_allocs, delay_ns, start_ns, seed, nth;
+    bool persistent;
+    const char *site_file;
+    int site_line;
+    uint64_t site_done;          /* atomic: the site's failure was injected */
+    uint64_t count, injected;    /* atomics: allocations seen, failures injected */
+    poolsim_fault_record log[POOLSIM_FAULT_LOG];
+    uint32_t log_n;              /* records written, ever */
+    poolsim_site trace[PSIM_TRACE_SITES];
+    uint32_t ntrace;
+} psim_fault;
+
 /* ---- The instance ------------------------------------------------------ */
 
 #ifndef POOLSIM_CHUNK_PAGES
@@ -270,6 +293,7 @@ typedef struct psim {
     psim_site *site_chunks[POOLSIM_SITE_CAPACITY / PSIM_SITE_CHUNK];
     uint32_t nsites; /* atomic; site 0 is "unknown" */
 
+    psim_fault fault;
     psim_shard shards[POOLSIM_SHARDS];
 } psim;
 
@@ -340,6 +364,11 @@ bool poolsim__tags_init(psim *ps);
 void poolsim__tags_fini(psim *ps);
 psim_tagent *poolsim__tag_get(psim *ps, uint32_t tag); /* never NULL */
 const psim_tagent *poolsim__tag_find(const psim *ps, uint32_t tag);
+/* True when the tag's display text matches the pattern (? one character,
+ * * any run; spaces are characters, as in "ba  "); NULL or "" match every tag. */
+bool poolsim__tag_match(uint32_t tag, const char *pattern);
+/* The same over a space-separated list of patterns (Verifier's /faults tags). */
+bool poolsim__tag_match_list(uint32_t tag, const char *patterns);
 uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine rt, uint32_t tag);
 const psim_site *poolsim__site_at(const psim *ps, uint32_t idx);
 psim_site *poolsim__site_mut(psim *ps, uint32_t idx);
@@ -352,6 +381,16 @@ void poolsim__tag_counters(const psim_tagent *e, unsigned pool, poolsim_pool_cou
 /* Instance totals summed over the shards. */
 void poolsim__totals(const psim *ps, uint64_t *allocs, uint64_t *frees, uint64_t *live);
 void poolsim__atomic_max(uint64_t *p, uint64_t v);
+
+/* fault.c */
+void poolsim__fault_init(psim *ps);
+void poolsim__fault_fini(psim *ps);
+/* True when this allocation must fail (and logs it). Cheap when off. */
+bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type, const char *file, int line,
+                          poolsim_routine rt);
+/* Sweeps: start recording distinct allocation sites; copy them out. */
+void poolsim__fault_trace(psim *ps, bool on);
+size_t poolsim__fault_traced(psim *ps, poolsim_site *out, size_t max);
 
 /* ---- Bug checks (bugcheck.c) -------------------------------------------- */
 
@@ -375,5 +414,7 @@ void poolsim__out(const char *text);
 void poolsim__outf(const char *fmt, ...);
 void poolsim__report_leaks(psim *ps, uint64_t blocks, uint64_t bytes);
 const char *poolsim__pool_type_name(uint32_t pool_type);
+/* The last two components of a path ("examples/eapwt.c"); "(unknown)" for NULL. */
+const char *poolsim__short_path(const char *file);
 
 #endif /* POOLSIM_CORE_H */

@@ -211,6 +211,9 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
                                               q.pool_type, n)
                             : alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x08, irql, q.pool_type, n);
 
+    if (poolsim__fault_fires(ps, tag, n, q.pool_type, file, line, rt)) /* §5.4 */
+        return alloc_failed(ps, &q, tag, raise_status);
+
     /* The pool limit: reserve the bytes first, so threads cannot overshoot it. */
     uint64_t limit = q.pool ? ps->opt.paged_limit : ps->opt.nonpaged_limit;
     if ((uint64_t)n > (uint64_t)(SIZE_MAX / 2) || (limit && (uint64_t)n > limit))

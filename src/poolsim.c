@@ -35,7 +35,9 @@ int poolsim_init(const poolsim_options *opts)
     ps->opt = o;
     ps->secret = poolsim__prim_entropy() | 1u;
     ps->meta_bytes = sizeof *ps;
+    poolsim__fault_init(ps);
     if (!poolsim__tracker_init(ps) || !poolsim__tags_init(ps)) {
+        poolsim__fault_fini(ps);
         poolsim__tags_fini(ps);
         poolsim__tracker_fini(ps);
         poolsim__prim_meta_free(ps, sizeof *ps);
@@ -63,6 +65,7 @@ size_t poolsim_shutdown(void)
     if (report)
         poolsim__report_leaks(ps, live, paged + nonpaged);
     poolsim__g = NULL;
+    poolsim__fault_fini(ps);
     poolsim__tags_fini(ps);
     poolsim__tracker_fini(ps);
     poolsim__prim_meta_free(ps, sizeof *ps);
@@ -177,7 +180,29 @@ void poolsim_get_stats(poolsim_stats *out)
     out->tags = psim_atomic_load32(&ps->ntags);
     out->sites = psim_atomic_load32(&ps->nsites) - 1;
     out->meta_bytes = psim_atomic_load(&ps->meta_bytes);
+    out->faults_injected = psim_atomic_load(&ps->fault.injected);
     out->arena_bytes = psim_atomic_load(&ps->arena_bytes);
+}
+
+uint64_t poolsim_sequence(void) { return poolsim__g ? psim_atomic_load(&poolsim__g->seq) : 0; }
+
+size_t poolsim_live_since(uint64_t since, poolsim_block_info *out, size_t max)
+{
+    psim *ps = poolsim__g;
+    size_t n = 0;
+    if (!ps)
+        return 0;
+    psim_iter it = {0};
+    psim_where w = {0};
+    while (poolsim__iter_next(ps, &it, PSIM_ST(PSIM_LIVE), &w)) {
+        if (w.rec->alloc_seq > since) {
+            if (out && n < max)
+                poolsim__block_info(ps, &w, w.rec, &out[n]);
+            n++;
+        }
+        poolsim__unlock(ps, w.page);
+    }
+    return n;
 }
 
 uint8_t poolsim_irql(void) { return poolsim__prim_irql_get(); }

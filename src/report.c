@@ -86,7 +86,7 @@ static const char *state_name(unsigned s)
 
 /* Text reports show the last two components of a path ("examples/eapwt.c");
  * JSON keeps the whole path. */
-static const char *file_or(const char *f)
+const char *poolsim__short_path(const char *f)
 {
     if (!f)
         return "(unknown)";
@@ -109,10 +109,10 @@ static void report_block(const poolsim_block_info *b)
     poolsim__outf("Block:  %p size 0x%zx (%zu) tag %s (0x%08x) %s, %s%s, thread %u\n", b->address, b->size,
                   b->size, tag, b->tag, poolsim__pool_type_name(b->pool_type), state_name(b->state),
                   b->quota_charged ? ", quota charged" : "", b->thread);
-    poolsim__outf("  allocated at %s:%d by %s, seq %llu\n", file_or(b->alloc_site.file), b->alloc_site.line,
+    poolsim__outf("  allocated at %s:%d by %s, seq %llu\n", poolsim__short_path(b->alloc_site.file), b->alloc_site.line,
                   b->alloc_site.routine, (unsigned long long)b->alloc_seq);
     if (b->state != POOLSIM_BLOCK_LIVE)
-        poolsim__outf("  freed at %s:%d by %s, seq %llu\n", file_or(b->free_site.file), b->free_site.line,
+        poolsim__outf("  freed at %s:%d by %s, seq %llu\n", poolsim__short_path(b->free_site.file), b->free_site.line,
                       b->free_site.routine ? b->free_site.routine : "?", (unsigned long long)b->free_seq);
 }
 
@@ -157,7 +157,7 @@ void poolsim_report_bugcheck(const poolsim_bugcheck *bc)
         if (bc->damage[i].kind)
             report_damage(&bc->damage[i]);
     if (bc->site.file)
-        poolsim__outf("Raised: at %s:%d by %s, seq %llu\n\n", file_or(bc->site.file), bc->site.line,
+        poolsim__outf("Raised: at %s:%d by %s, seq %llu\n\n", poolsim__short_path(bc->site.file), bc->site.line,
                       bc->site.routine ? bc->site.routine : "?", (unsigned long long)bc->seq);
     else
         poolsim__outf("Raised: by %s, seq %llu\n\n", bc->site.routine ? bc->site.routine : "?",
@@ -233,33 +233,6 @@ void poolsim_report_block(const void *p)
 
 /* ---- !poolused ------------------------------------------------------------- */
 
-/* Glob over the tag's display text: ? one character, * any run. */
-static bool tag_matches(uint32_t tag, const char *pattern)
-{
-    char text[5];
-    if (!pattern || !*pattern)
-        return true;
-    poolsim__tag_text(tag, text);
-    const char *t = text, *p = pattern, *star = NULL, *retry = NULL;
-    while (*t) {
-        if (*p == '*') {
-            star = p++;
-            retry = t;
-        } else if (*p && (*p == '?' || *p == *t)) {
-            p++;
-            t++;
-        } else if (star) {
-            p = star + 1;
-            t = ++retry;
-        } else {
-            return false;
-        }
-    }
-    while (*p == '*')
-        p++;
-    return *p == '\0';
-}
-
 typedef struct tag_row {
     uint32_t tag;
     poolsim_pool_counters c[2];
@@ -291,7 +264,7 @@ static bool row_next(const psim *ps, const char *pattern, unsigned flags, const 
     bool found = false;
     for (uint32_t i = 0; i <= POOLSIM_TAG_CAPACITY; i++) {
         const psim_tagent *e = &ps->tags[i];
-        if (!psim_atomic_load32(&e->used) || !tag_matches(e->tag, pattern))
+        if (!psim_atomic_load32(&e->used) || !poolsim__tag_match(e->tag, pattern))
             continue;
         tag_row r;
         row_load(e, &r);
@@ -318,7 +291,7 @@ static void poolused_sites(const psim *ps, uint32_t tag)
                       (unsigned long long)f0, (unsigned long long)(a0 - f0),
                       (unsigned long long)psim_atomic_load(&s->bytes[0]), (unsigned long long)a1,
                       (unsigned long long)f1, (unsigned long long)(a1 - f1),
-                      (unsigned long long)psim_atomic_load(&s->bytes[1]), file_or(s->file), s->line,
+                      (unsigned long long)psim_atomic_load(&s->bytes[1]), poolsim__short_path(s->file), s->line,
                       s->routine);
     }
 }
@@ -478,7 +451,7 @@ static void outstanding_text(const poolsim_block_info *b, bool first)
     poolsim__tag_text(b->tag, tag);
     poolsim__outf(" %p  0x%0*zx  %s  %-26s %8llu  %s:%d (%s)\n", b->address, w, b->size, tag,
                   poolsim__pool_type_name(b->pool_type), (unsigned long long)b->alloc_seq,
-                  file_or(b->alloc_site.file), b->alloc_site.line, b->alloc_site.routine);
+                  poolsim__short_path(b->alloc_site.file), b->alloc_site.line, b->alloc_site.routine);
 }
 
 static void outstanding_json(const poolsim_block_info *b, bool first)

@@ -98,6 +98,61 @@ psim_tagent *poolsim__tag_get(psim *ps, uint32_t tag)
     return e;
 }
 
+/* Glob of one pattern [p, end) over the tag's display text: ? one character,
+ * * any run (iterative: no recursion in the core). */
+static bool tag_glob(const char *text, const char *p, const char *end)
+{
+    const char *t = text, *star = NULL, *retry = NULL;
+    while (*t) {
+        if (p < end && *p == '*') {
+            star = p++;
+            retry = t;
+        } else if (p < end && (*p == '?' || *p == *t)) {
+            p++;
+            t++;
+        } else if (star) {
+            p = star + 1;
+            t = ++retry;
+        } else {
+            return false;
+        }
+    }
+    while (p < end && *p == '*')
+        p++;
+    return p == end;
+}
+
+bool poolsim__tag_match(uint32_t tag, const char *pattern)
+{
+    char text[5];
+    if (!pattern || !*pattern)
+        return true;
+    poolsim__tag_text(tag, text);
+    const char *end = pattern;
+    while (*end)
+        end++;
+    return tag_glob(text, pattern, end);
+}
+
+bool poolsim__tag_match_list(uint32_t tag, const char *patterns)
+{
+    char text[5];
+    if (!patterns || !*patterns)
+        return true;
+    poolsim__tag_text(tag, text);
+    for (const char *p = patterns; *p;) {
+        while (*p == ' ')
+            p++;
+        const char *end = p;
+        while (*end && *end != ' ')
+            end++;
+        if (end > p && tag_glob(text, p, end))
+            return true;
+        p = end;
+    }
+    return false;
+}
+
 /* ---- Sites --------------------------------------------------------------- */
 
 const psim_site *poolsim__site_at(const psim *ps, uint32_t idx)

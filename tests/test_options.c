@@ -199,6 +199,11 @@ static void test_options_defaults(void **state)
     assert_int_equal(o.quarantine_blocks, 65536);
     assert_int_equal(o.halt_on_bad, 0);
     assert_int_equal(o.print_frees, 0);
+    assert_int_equal(o.fault_probability, 0);
+    assert_string_equal(o.fault_tags, "");
+    assert_int_equal(o.fault_delay_allocs, 0);
+    assert_int_equal(o.fault_delay_ms, 0);
+    assert_int_equal(o.fault_seed, 1);
     assert_non_null(o.driver_name);
     assert_string_equal(o.driver_name, "poolsim.sys");
     /* The defaults pass the range check. */
@@ -230,6 +235,11 @@ static void test_options_table(void **state)
         {"quarantine_blocks", offsetof(poolsim_options, quarantine_blocks), PSIM_OPT_U32},
         {"halt_on_bad", offsetof(poolsim_options, halt_on_bad), PSIM_OPT_BOOL},
         {"print_frees", offsetof(poolsim_options, print_frees), PSIM_OPT_BOOL},
+        {"fault_probability", offsetof(poolsim_options, fault_probability), PSIM_OPT_U32},
+        {"fault_tags", offsetof(poolsim_options, fault_tags), PSIM_OPT_STR},
+        {"fault_delay_allocs", offsetof(poolsim_options, fault_delay_allocs), PSIM_OPT_U64},
+        {"fault_delay_ms", offsetof(poolsim_options, fault_delay_ms), PSIM_OPT_U64},
+        {"fault_seed", offsetof(poolsim_options, fault_seed), PSIM_OPT_U64},
         {"driver_name", offsetof(poolsim_options, driver_name), PSIM_OPT_STR},
     };
     (void)state;

@@ -417,6 +417,74 @@ static inline void poolsim_cmocka_check_none_(const char *stmt, const char *file
         poolsim_cmocka_check_none_(#__VA_ARGS__, __FILE__, __LINE__);                                        \
     } while (0)
 
+/* ---- Tags, snapshots and fault sweeps ------------------------------------------------------ */
+
+/* Fails the test unless every block allocated with `tag` (either pool) has
+ * been freed. */
+#define assert_pool_tag_balanced(tag) poolsim_cmocka_tag_balanced_((unsigned long)(tag), __FILE__, __LINE__)
+
+static inline void poolsim_cmocka_tag_balanced_(unsigned long tag, const char *file, int line)
+{
+    poolsim_tag_usage_t u;
+    poolsim_tag_usage(tag, &u);
+    uint64_t np = u.nonpaged.allocs - u.nonpaged.frees, pg = u.paged.allocs - u.paged.frees;
+    if (np || pg) {
+        print_error("tag 0x%08lx: %lu nonpaged block(s) (%lu bytes) and %lu paged block(s) (%lu bytes) "
+                    "still allocated\n",
+                    tag, (unsigned long)np, (unsigned long)u.nonpaged.bytes, (unsigned long)pg,
+                    (unsigned long)u.paged.bytes);
+        _fail(file, line);
+    }
+}
+
+/* A point in time to compare against: `poolsim_cmocka_snapshot s =
+ * poolsim_cmocka_snap(); ...code...; assert_snapshot_balanced(s);` fails when
+ * the code left blocks allocated, naming each (up to 16). */
+typedef struct poolsim_cmocka_snapshot {
+    uint64_t seq;
+    poolsim_stats stats;
+} poolsim_cmocka_snapshot;
+
+static inline poolsim_cmocka_snapshot poolsim_cmocka_snap(void)
+{
+    poolsim_cmocka_snapshot s;
+    s.seq = poolsim_sequence();
+    poolsim_get_stats(&s.stats);
+    return s;
+}
+
+#define assert_snapshot_balanced(snap) poolsim_cmocka_snapshot_balanced_(&(snap), __FILE__, __LINE__)
+
+static inline void poolsim_cmocka_snapshot_balanced_(const poolsim_cmocka_snapshot *s, const char *file, int line)
+{
+    poolsim_block_info b[16];
+    size_t n = poolsim_live_since(s->seq, b, 16);
+    if (!n)
+        return;
+    print_error("%lu block(s) allocated since the snapshot are still allocated:\n", (unsigned long)n);
+    for (size_t i = 0; i < n && i < 16; i++)
+        print_error("  %p %lu bytes tag 0x%08x from %s:%d (%s)\n", b[i].address, (unsigned long)b[i].size,
+                    (unsigned)b[i].tag,
+                    b[i].alloc_site.file ? b[i].alloc_site.file : "?", b[i].alloc_site.line,
+                    b[i].alloc_site.routine ? b[i].alloc_site.routine : "?");
+    _fail(file, line);
+}
+
+/* Runs poolsim_fault_sweep(body, ctx) (its table goes through poolsim's
+ * output) and fails the test when any run leaked, raised a bug check or
+ * crashed. */
+#define assert_fault_sweep_clean(body, ctx) poolsim_cmocka_sweep_clean_((body), (ctx), __FILE__, __LINE__)
+
+static inline void poolsim_cmocka_sweep_clean_(poolsim_sweep_body *body, void *ctx, const char *file, int line)
+{
+    poolsim_sweep_result r;
+    if (poolsim_fault_sweep(body, ctx, &r) != 0) {
+        print_error("fault sweep: %u run(s) leaked, %u raised a bug check, %u crashed (table above)\n", r.leaked,
+                    r.bugchecks, r.crashes);
+        _fail(file, line);
+    }
+}
+
 #ifdef __cplusplus
 }
 #endif

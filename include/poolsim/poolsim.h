@@ -100,6 +100,21 @@ extern "C" {
 #ifndef POOLSIM_DEFAULT_PRINT_FREES
 #define POOLSIM_DEFAULT_PRINT_FREES 0
 #endif
+#ifndef POOLSIM_DEFAULT_FAULT_PROBABILITY
+#define POOLSIM_DEFAULT_FAULT_PROBABILITY 0
+#endif
+#ifndef POOLSIM_DEFAULT_FAULT_TAGS
+#define POOLSIM_DEFAULT_FAULT_TAGS ""
+#endif
+#ifndef POOLSIM_DEFAULT_FAULT_DELAY_ALLOCS
+#define POOLSIM_DEFAULT_FAULT_DELAY_ALLOCS 0
+#endif
+#ifndef POOLSIM_DEFAULT_FAULT_DELAY_MS
+#define POOLSIM_DEFAULT_FAULT_DELAY_MS 0
+#endif
+#ifndef POOLSIM_DEFAULT_FAULT_SEED
+#define POOLSIM_DEFAULT_FAULT_SEED 1
+#endif
 #ifndef POOLSIM_DEFAULT_DRIVER_NAME
 #define POOLSIM_DEFAULT_DRIVER_NAME "poolsim.sys"
 #endif
@@ -140,6 +155,16 @@ extern "C" {
       "break into an attached debugger before each bug check is reported")                                   \
     X(print_frees, uint32_t, BOOL, POOLSIM_DEFAULT_PRINT_FREES,                                              \
       "print a line for every free (MemCheck style)")                                                        \
+    X(fault_probability, uint32_t, U32, POOLSIM_DEFAULT_FAULT_PROBABILITY,                                  \
+      "Low Resources Simulation: allocations failed per 10000 (Verifier's default is 600; 0: off)")          \
+    X(fault_tags, const char *, STR, POOLSIM_DEFAULT_FAULT_TAGS,                                             \
+      "only allocations with these tags fail: space-separated patterns with ? and * (empty: all)")           \
+    X(fault_delay_allocs, uint64_t, U64, POOLSIM_DEFAULT_FAULT_DELAY_ALLOCS,                                 \
+      "no injected failure among the first N allocations")                                                  \
+    X(fault_delay_ms, uint64_t, U64, POOLSIM_DEFAULT_FAULT_DELAY_MS,                                         \
+      "no injected failure during the first N milliseconds")                                                \
+    X(fault_seed, uint64_t, U64, POOLSIM_DEFAULT_FAULT_SEED,                                                 \
+      "seed of the injected failures: the same seed and allocation order fail the same allocations")        \
     X(driver_name, const char *, STR, POOLSIM_DEFAULT_DRIVER_NAME,                                           \
       "driver name: Arg2 of the C4/0x62 leak bug check")
 
@@ -257,6 +282,9 @@ typedef void poolsim_bugcheck_fn(const poolsim_bugcheck *bc, void *ctx);
  * Settable before poolsim_init. */
 POOLSIM_API void poolsim_set_bugcheck_handler(poolsim_bugcheck_fn *fn, void *ctx);
 
+/* The handler set with poolsim_set_bugcheck_handler (NULL: the default). */
+POOLSIM_API void poolsim_get_bugcheck_handler(poolsim_bugcheck_fn **fn, void **ctx);
+
 /* Raises a bug check from outside the pool (KeBugCheckEx, an unhandled
  * ExRaiseStatus). Returns only when the handler returns. */
 POOLSIM_API void poolsim_bugcheck_raise(unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
@@ -320,6 +348,7 @@ typedef struct poolsim_stats {
     uint64_t nonpaged_bytes, peak_nonpaged_bytes;
     uint64_t paged_bytes, peak_paged_bytes;
     uint64_t bugchecks;
+    uint64_t faults_injected; /* Low Resources Simulation / fail-the-Nth */
     uint64_t tags;        /* distinct tags seen */
     uint64_t sites;       /* distinct call sites seen */
     uint64_t meta_bytes;  /* poolsim's own out-of-band memory */
@@ -327,6 +356,84 @@ typedef struct poolsim_stats {
 } poolsim_stats;
 
 POOLSIM_API void poolsim_get_stats(poolsim_stats *out);
+
+/* Live blocks allocated after sequence number `since` (poolsim_sequence()):
+ * copies up to max of them into out and returns how many there are. Lets a
+ * test snapshot before a piece of code and list what it left allocated. */
+POOLSIM_API size_t poolsim_live_since(uint64_t since, poolsim_block_info *out, size_t max);
+
+/* The instance's last sequence number (allocations and frees both count). */
+POOLSIM_API uint64_t poolsim_sequence(void);
+
+/* ---- Fault injection (Verifier's Low Resources Simulation, fail-the-Nth) ---- */
+
+/* What to fail. An injected failure returns exactly what the routine returns
+ * when the pool is exhausted: NULL, or a raise where the routine raises. */
+typedef struct poolsim_fault_config {
+    uint32_t probability;  /* failures per 10000 allocations; 0: off */
+    const char *tags;      /* probability applies to these tags only (patterns, ? *); NULL or "": all */
+    uint64_t delay_allocs; /* no random failure among the first delay_allocs allocations */
+    uint64_t delay_ms;     /* nor during the first delay_ms milliseconds */
+    uint64_t seed;         /* the same seed and the same allocation order fail the same allocations */
+    uint64_t nth;          /* fail the nth allocation from now on (1: the next one); 0: off */
+    bool persistent;       /* with nth: fail every allocation from the nth on (SQLite's "repeat") */
+    const char *site_file; /* fail the first allocation made at site_file:site_line; NULL: off */
+    int site_line;
+} poolsim_fault_config;
+
+/* Replaces the injection settings and restarts the allocation count; NULL
+ * turns injection off. poolsim_init starts from the fault_* options. */
+POOLSIM_API void poolsim_fault_configure(const poolsim_fault_config *cfg);
+
+/* Failures injected since poolsim_init ("Resource Allocations Failed Deliberately"). */
+POOLSIM_API uint64_t poolsim_faults_injected(void);
+
+/* One injected failure, for the log. */
+typedef struct poolsim_fault_record {
+    poolsim_site site;
+    uint32_t tag;
+    uint32_t pool_type;
+    size_t size;
+    uint64_t index; /* which allocation since poolsim_fault_configure (1 = the first) */
+} poolsim_fault_record;
+
+#define POOLSIM_FAULT_LOG 16u
+
+/* The last injected failures, most recent first (at most POOLSIM_FAULT_LOG). */
+POOLSIM_API size_t poolsim_fault_log(poolsim_fault_record *out, size_t max);
+
+/* ---- Systematic fault sweep (user mode) ------------------------------------------ */
+
+typedef void poolsim_sweep_body(void *ctx);
+
+/* Outcome of a sweep. */
+typedef struct poolsim_sweep_result {
+    unsigned runs;        /* runs with an injected failure, plus the first clean run */
+    unsigned sites;       /* distinct allocation call sites seen */
+    unsigned ok;          /* runs that handled their failure cleanly */
+    unsigned leaked;      /* runs that left blocks allocated */
+    unsigned bugchecks;   /* runs that raised a bug check */
+    unsigned crashes;     /* runs that died (POSIX only: each run is a child process) */
+    unsigned not_reached; /* sites whose run never reached them */
+} poolsim_sweep_result;
+
+/*
+ * Runs body repeatedly, failing each distinct allocation call site once
+ * (Verifier's Systematic Low Resources Simulation, usersim's "each unique call
+ * site"), sites found only on error paths included. After each run it checks
+ * that nothing the run allocated is still allocated and that the counters
+ * agree. Prints a table (site, run, outcome) through the output callback and
+ * fills *result. Returns 0 when every run was clean, 1 otherwise, -1 when
+ * poolsim is not initialised. On POSIX each run is a child process, so a crash
+ * is isolated and reported; on Windows the runs share the process (a crash
+ * ends it; the table printed so far names the site) and blocks a run leaked
+ * are freed after they are reported.
+ */
+POOLSIM_API int poolsim_fault_sweep(poolsim_sweep_body *body, void *ctx, poolsim_sweep_result *result);
+
+/* The same, failing the nth allocation for n = 1, 2, ... until a run makes
+ * fewer than n allocations (SQLite's malloc test loop). */
+POOLSIM_API int poolsim_fault_sweep_nth(poolsim_sweep_body *body, void *ctx, poolsim_sweep_result *result);
 
 /* ---- Reports (formatted through the output callback) -------------------- */
 

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fault.c — failing allocations on purpose, to test a driver's error paths.
+ *
+ * Driver Verifier's Low Resources Simulation (wdk-semantics.md §5.4): fail
+ * allocations with a probability in units of 1/10000, only for matching tags,
+ * after a delay in allocations or milliseconds. SQLite's fail-the-Nth: fail
+ * allocation N after configuring, once or from then on. And the per-site
+ * failure the systematic sweep needs (§5.5): fail the first allocation made
+ * at one file:line. Whether allocation k fails at random is a function of the
+ * seed and k alone, so a run replays exactly for the same allocation order.
+ * When nothing is configured the hot path costs one load and a branch.
+ * Configure while no other thread allocates (test setup, DriverEntry).
+ */
+#include "core.h"
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    if (a == b)
+        return true;
+    if (!a || !b)
+        return false;
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}
+
+static void configure(psim *ps, const poolsim_fault_config *cfg)
+{
+    psim_fault *f = &ps->fault;
+    poolsim__prim_lock_acquire(&f->lock);
+    uint32_t trace = f->flags & PSIM_FAULT_TRACE;
+    f->probability = cfg && cfg->probability < 10000u ? cfg->probability : cfg ? 10000u : 0u;
+    f->tags[0] = '\0';
+    if (cfg && cfg->tags) {
+        size_t k = 0;
+        for (; cfg->tags[k] && k + 1 < sizeof f->tags; k++)
+            f->tags[k] = cfg->tags[k];
+        f->tags[k] = '\0';
+    }
+    f->delay_allocs = cfg ? cfg->delay_allocs : 0;
+    f->delay_ns = cfg ? cfg->delay_ms * 1000000u : 0;
+    f->start_ns = poolsim__prim_now_ns();
+    f->seed = cfg ? cfg->seed : 0;
+    f->nth = cfg ? cfg->nth : 0;
+    f->persistent = cfg && cfg->persistent;
+    f->site_file = cfg && cfg->site_file ? cfg->site_file : NULL;
+    f->site_line = cfg ? cfg->site_line : 0;
+    psim_atomic_store(&f->site_done, 0);
+    psim_atomic_store(&f->count, 0);
+    bool on = f->probability || f->nth || f->site_file;
+    psim_atomic_store32(&f->flags, trace | (on ? PSIM_FAULT_ON : 0u));
+    poolsim__prim_lock_release(&f->lock);
+}
+
+void poolsim__fault_init(psim *ps)
+{
+    poolsim_fault_config cfg = {ps->opt.fault_probability,
+                                ps->opt.fault_tags,
+                                ps->opt.fault_delay_allocs,
+                                ps->opt.fault_delay_ms,
+                                ps->opt.fault_seed,
+                                0,
+                                false,
+                                NULL,
+                                0};
+    poolsim__prim_lock_init(&ps->fault.lock);
+    configure(ps, &cfg);
+}
+
+void poolsim__fault_fini(psim *ps) { poolsim__prim_lock_destroy(&ps->fault.lock); }
+
+void poolsim_fault_configure(const poolsim_fault_config *cfg)
+{
+    if (poolsim__g)
+        configure(poolsim__g, cfg);
+}
+
+static void trace_add(psim_fault *f, const char *file, int line, const char *routine)
+{
+    if (!file)
+        return;
+    for (uint32_t i = 0; i < f->ntrace; i++)
+        if (f->trace[i].line == line && f->trace[i].routine == routine && same_text(f->trace[i].file, file))
+            return;
+    if (f->ntrace < PSIM_TRACE_SITES) {
+        poolsim_site s = {file, line, routine};
+        f->trace[f->ntrace++] = s;
+    }
+}
+
+bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type, const char *file, int line,
+                          poolsim_routine rt)
+{
+    psim_fault *f = &ps->fault;
+    uint32_t flags = psim_atomic_load32(&f->flags);
+    if (PSIM_LIKELY(!flags))
+        return false;
+    if (flags & PSIM_FAULT_TRACE) {
+        poolsim__prim_lock_acquire(&f->lock);
+        trace_add(f, file, line, poolsim_routine_name(rt));
+        poolsim__prim_lock_release(&f->lock);
+    }
+    if (!(flags & PSIM_FAULT_ON))
+        return false;
+    uint64_t k = psim_atomic_add(&f->count, 1);
+    bool fire = f->nth && (k == f->nth || (f->persistent && k > f->nth));
+    if (!fire && f->site_file && line == f->site_line && same_text(file, f->site_file)) {
+        uint64_t expected = 0;
+        fire = psim_atomic_cas(&f->site_done, &expected, 1);
+    }
+    if (!fire && f->probability && k > f->delay_allocs &&
+        (!f->delay_ns || poolsim__prim_now_ns() - f->start_ns >= f->delay_ns) &&
+        poolsim__tag_match_list(tag, f->tags))
+        fire = mix64(f->seed ^ mix64(k)) % 10000u < f->probability;
+    if (!fire)
+        return false;
+    psim_atomic_add(&f->injected, 1);
+    poolsim__prim_lock_acquire(&f->lock);
+    poolsim_fault_record *r = &f->log[f->log_n++ % POOLSIM_FAULT_LOG];
+    r->site.file = file;
+    r->site.line = line;
+    r->site.routine = poolsim_routine_name(rt);
+    r->tag = tag;
+    r->pool_type = pool_type;
+    r->size = (size_t)n;
+    r->index = k;
+    poolsim__prim_lock_release(&f->lock);
+    return true;
+}
+
+uint64_t poolsim_faults_injected(void) { return poolsim__g ? psim_atomic_load(&poolsim__g->fault.injected) : 0; }
+
+size_t poolsim_fault_log(poolsim_fault_record *out, size_t max)
+{
+    psim *ps = poolsim__g;
+    size_t n = 0;
+    if (!ps || !out)
+        return 0;
+    psim_fault *f = &ps->fault;
+    poolsim__prim_lock_acquire(&f->lock);
+    uint32_t have = f->log_n < POOLSIM_FAULT_LOG ? f->log_n : POOLSIM_FAULT_LOG;
+    for (; n < have && n < max; n++)
+        out[n] = f->log[(f->log_n - 1 - n) % POOLSIM_FAULT_LOG];
+    poolsim__prim_lock_release(&f->lock);
+    return n;
+}
+
+void poolsim__fault_trace(psim *ps, bool on)
+{
+    psim_fault *f = &ps->fault;
+    poolsim__prim_lock_acquire(&f->lock);
+    f->ntrace = 0;
+    psim_atomic_store32(&f->flags, (f->flags & ~PSIM_FAULT_TRACE) | (on ? PSIM_FAULT_TRACE : 0u));
+    poolsim__prim_lock_release(&f->lock);
+}
+
+size_t poolsim__fault_traced(psim *ps, poolsim_site *out, size_t max)
+{
+    psim_fault *f = &ps->fault;
+    size_t n = 0;
+    poolsim__prim_lock_acquire(&f->lock);
+    for (; n < f->ntrace && n < max; n++)
+        out[n] = f->trace[n];
+    poolsim__prim_lock_release(&f->lock);
+    return n;
+}
