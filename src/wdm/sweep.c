@@ -237,32 +237,41 @@ static size_t learn(poolsim_site *queue, size_t n, const run_out *o)
     return n;
 }
 
-int poolsim_fault_sweep(poolsim_sweep_body *body, void *ctx, poolsim_sweep_result *result)
+/* One sweep: by site (nth_mode false) or by allocation number. The queue and
+ * the run record are large, so they are static: sweeps are not reentrant. */
+static int sweep(poolsim_sweep_body *body, void *ctx, poolsim_sweep_result *result, bool nth_mode)
 {
     static poolsim_site queue[SWEEP_SITES];
     static run_out o;
     poolsim_sweep_result r;
     poolsim_fault_config cfg;
+    size_t n = 0;
     memset(&r, 0, sizeof r);
     if (result)
         *result = r;
     if (!poolsim__g || !body)
         return -1;
-    poolsim_write("poolsim fault sweep: each allocation site fails once\n  run  failed site"
-                  "                                          outcome\n");
-    memset(&cfg, 0, sizeof cfg);
-    run_one(body, ctx, &cfg, &o);
-    tally(&r, &o);
-    print_run(0, NULL, 0, &o);
-    size_t n = learn(queue, 0, &o);
-    for (size_t i = 0; i < n; i++) {
+    poolsim_write(nth_mode ? "poolsim fault sweep: allocation N fails, for N = 1, 2, ...\n"
+                           : "poolsim fault sweep: each allocation site fails once\n");
+    poolsim_write("  run  failed site or allocation                             outcome\n");
+    /* Run 0 is the clean run (site mode); run k fails site k or allocation k. */
+    for (size_t k = nth_mode ? 1 : 0;; k++) {
+        const poolsim_site *site = !nth_mode && k ? &queue[k - 1] : NULL;
+        if (!nth_mode && k > n)
+            break;
         memset(&cfg, 0, sizeof cfg);
-        cfg.site_file = queue[i].file;
-        cfg.site_line = queue[i].line;
+        cfg.nth = nth_mode ? k : 0;
+        cfg.site_file = site ? site->file : NULL;
+        cfg.site_line = site ? site->line : 0;
         run_one(body, ctx, &cfg, &o);
-        tally(&r, &o);
-        print_run((unsigned)(i + 1), &queue[i], 0, &o);
         n = learn(queue, n, &o); /* error paths bring new sites */
+        bool done = nth_mode && !o.injected; /* the body made fewer than k allocations */
+        if (!done || o.outcome != RUN_NOT_REACHED) {
+            tally(&r, &o);
+            print_run((unsigned)k, site, cfg.nth, &o);
+        }
+        if (done)
+            break;
     }
     r.sites = (unsigned)n;
     if (result)
@@ -270,35 +279,12 @@ int poolsim_fault_sweep(poolsim_sweep_body *body, void *ctx, poolsim_sweep_resul
     return finish(&r);
 }
 
+int poolsim_fault_sweep(poolsim_sweep_body *body, void *ctx, poolsim_sweep_result *result)
+{
+    return sweep(body, ctx, result, false);
+}
+
 int poolsim_fault_sweep_nth(poolsim_sweep_body *body, void *ctx, poolsim_sweep_result *result)
 {
-    static poolsim_site queue[SWEEP_SITES];
-    static run_out o;
-    poolsim_sweep_result r;
-    poolsim_fault_config cfg;
-    memset(&r, 0, sizeof r);
-    if (result)
-        *result = r;
-    if (!poolsim__g || !body)
-        return -1;
-    poolsim_write("poolsim fault sweep: allocation N fails, for N = 1, 2, ...\n  run  failed allocation"
-                  "                                    outcome\n");
-    size_t n = 0;
-    for (uint64_t nth = 1;; nth++) {
-        memset(&cfg, 0, sizeof cfg);
-        cfg.nth = nth;
-        run_one(body, ctx, &cfg, &o);
-        n = learn(queue, n, &o);
-        bool fired = o.injected != 0;
-        if (fired || o.outcome != RUN_NOT_REACHED) {
-            tally(&r, &o);
-            print_run((unsigned)nth, NULL, nth, &o);
-        }
-        if (!fired)
-            break; /* the body ran to its end, or to its own bug, before allocation nth: done */
-    }
-    r.sites = (unsigned)n;
-    if (result)
-        *result = r;
-    return finish(&r);
+    return sweep(body, ctx, result, true);
 }
