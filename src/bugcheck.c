@@ -105,6 +105,8 @@ static const bc_row bc_rows[] = {
      0x62,
      "driver unloading without freeing its pool allocations",
      {"subcode 0x62: leaked allocations", "driver name", "reserved", "total allocations not freed"}},
+    {0xC4, 0x13F, "freed size differs from the allocated size",
+     {"subcode 0x13F: wrong size freed", "block being freed", "bytes being freed", "pointer to the tracked size"}},
     {0xC4,
      0x13E,
      "freed address differs from the address of the block",
@@ -136,6 +138,8 @@ static const bc_row bc_rows[] = {
      0x46,
      "free of an invalid pool address",
      {"subcode 0x46: invalid pool address", "starting address", "0", "0"}},
+    {0xC2, 0x60, "invalid contiguous-memory address (MmFreeContiguousMemory)",
+     {"subcode 0x60: not contiguous memory", "starting address", "0", "0"}},
     {0xC2,
      0x99,
      "free of an invalid address (not the start of a block)",
@@ -210,6 +214,16 @@ void poolsim__bc_make(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, ui
             break;
         }
     }
+}
+
+void poolsim__bc_make_keep_block(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
+                                 uintptr_t p4)
+{
+    bool has = bc->has_block;
+    poolsim_block_info b = bc->block;
+    poolsim__bc_make(bc, code, p1, p2, p3, p4);
+    bc->has_block = has;
+    bc->block = b;
 }
 
 void poolsim__bc_site(poolsim_bugcheck *bc, const char *file, int line, poolsim_routine rt)

@@ -60,6 +60,8 @@ int memcmp(const void *, const void *, size_t);
 #define PSIM_PROTECTED_POOL 0x80000000u
 #define PSIM_TAG_NONE 0x656E6F4Eu /* 'enoN' displays "None" (§2.6) */
 #define PSIM_TAG_BIG 0x20474942u  /* ' GIB' displays "BIG " */
+#define PSIM_TAG_MM_CONTIG 0x74436D4Du    /* displays "MmCt": MmAllocateContiguousMemory */
+#define PSIM_TAG_MM_NONCACHED 0x634E6D4Du /* displays "MmNc": MmAllocateNonCachedMemory */
 
 /* POOL_TYPE bits (§2.1). */
 #define PSIM_PT_PAGED 0x1u
@@ -129,7 +131,9 @@ void poolsim__tag_text(uint32_t tag, char out[5]);
 enum psim_state { PSIM_FREE = 0, PSIM_LIVE = 1, PSIM_QUARANTINED = 2, PSIM_RELEASED = 3 };
 
 #define PSIM_REC_QUOTA 0x01u /* quota was charged */
-#define PSIM_REC_CACHE 0x02u /* cache-aligned placement */
+#define PSIM_REC_CACHE 0x02u     /* cache-aligned placement */
+#define PSIM_REC_CONTIG 0x04u    /* made by MmAllocateContiguousMemory* */
+#define PSIM_REC_NONCACHED 0x08u /* made by MmAllocateNonCachedMemory */
 
 /* The out-of-band record of one block: 48 bytes on every target. */
 typedef struct psim_rec {
@@ -321,7 +325,7 @@ psim_page *poolsim__page_of(const psim *ps, uintptr_t addr);
 bool poolsim__locate(psim_page *pg, uintptr_t addr, psim_where *w);
 /* Allocates a slot or run for n bytes; returns the caller's pointer with its
  * record (state FREE, to be filled) and shard locked, or NULL (unlocked). */
-void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, psim_where *w);
+void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, bool whole_pages, psim_where *w);
 /* Gives a located block's memory back. Caller holds the shard lock. */
 void poolsim__block_release(psim *ps, psim_where *w);
 unsigned poolsim__shard_of_thread(uint32_t thread);
@@ -397,6 +401,9 @@ size_t poolsim__fault_traced(psim *ps, poolsim_site *out, size_t max);
 /* Fills bc with the code, parameters, name, summary and Arg meanings. */
 void poolsim__bc_make(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
                       uintptr_t p4);
+/* Replaces the code and parameters of bc, keeping its block. */
+void poolsim__bc_make_keep_block(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
+                                 uintptr_t p4);
 /* Sets the call site of bc. */
 void poolsim__bc_site(poolsim_bugcheck *bc, const char *file, int line, poolsim_routine rt);
 /* Copies a record into bc->block. */

@@ -19,6 +19,9 @@
 #define RT_FLAGS 0x08u  /* takes POOL_FLAGS (ExAllocatePool2/3) */
 #define RT_ALLOC 0x10u
 #define RT_FREE 0x20u
+#define RT_MM_CONTIG 0x40u    /* MmAllocate/FreeContiguousMemory */
+#define RT_MM_NONCACHED 0x80u /* MmAllocate/FreeNonCachedMemory */
+#define RT_MM (RT_MM_CONTIG | RT_MM_NONCACHED)
 
 static const struct {
     const char *name;
@@ -46,6 +49,12 @@ static const struct {
     [POOLSIM_RT_EX_FREE_POOL_WITH_TAG] = {"ExFreePoolWithTag", RT_FREE | RT_TAGGED},
     [POOLSIM_RT_EX_FREE_POOL2] = {"ExFreePool2", RT_FREE | RT_TAGGED},
     [POOLSIM_RT_EX_QUERY_POOL_BLOCK_SIZE] = {"ExQueryPoolBlockSize", 0},
+    [POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY] = {"MmAllocateContiguousMemory", RT_ALLOC | RT_MM_CONTIG},
+    [POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY_SPECIFY_CACHE] = {"MmAllocateContiguousMemorySpecifyCache",
+                                                                RT_ALLOC | RT_MM_CONTIG},
+    [POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY] = {"MmFreeContiguousMemory", RT_FREE | RT_MM_CONTIG},
+    [POOLSIM_RT_MM_ALLOCATE_NONCACHED_MEMORY] = {"MmAllocateNonCachedMemory", RT_ALLOC | RT_MM_NONCACHED},
+    [POOLSIM_RT_MM_FREE_NONCACHED_MEMORY] = {"MmFreeNonCachedMemory", RT_FREE | RT_MM_NONCACHED},
 };
 
 const char *poolsim_routine_name(poolsim_routine rt)
@@ -188,7 +197,12 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     psim_req q;
     psim_memset(&q, 0, sizeof q);
 
-    if (rtf & RT_FLAGS) {
+    if (rtf & RT_MM) {
+        /* Mm allocators: whole nonpaged pages, uninitialised, NULL on failure. */
+        tag = tagm = (rtf & RT_MM_CONTIG) ? PSIM_TAG_MM_CONTIG : PSIM_TAG_MM_NONCACHED;
+        if (n == 0)
+            return alloc_failed(ps, &q, tag, raise_status);
+    } else if (rtf & RT_FLAGS) {
         decode_flags(req, &q);
         if (q.bad_args || tagm == 0) /* §2.4: NULL (or raise) for tag 0 or invalid flags */
             return alloc_failed(ps, &q, tag, raise_status);
@@ -226,7 +240,7 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
 
     uint32_t site = poolsim__site_get(ps, file, line, rt, tag);
     psim_where w;
-    void *p = poolsim__block_alloc(ps, n, q.pool, q.cache, &w);
+    void *p = poolsim__block_alloc(ps, n, q.pool, q.cache, (rtf & RT_MM) != 0, &w);
     if (!p) {
         psim_atomic_sub(&ps->tot.bytes[q.pool], n);
         return alloc_failed(ps, &q, tag, raise_status);
@@ -242,7 +256,8 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     r->pool_type = (uint16_t)q.pool_type;
     r->state = PSIM_LIVE;
     /* §2.4: no quota is charged for blocks of a page or more. */
-    r->flags = (uint8_t)((q.quota && n < PSIM_PAGE ? PSIM_REC_QUOTA : 0) | (q.cache ? PSIM_REC_CACHE : 0));
+    r->flags = (uint8_t)((q.quota && n < PSIM_PAGE ? PSIM_REC_QUOTA : 0) | (q.cache ? PSIM_REC_CACHE : 0) |
+                         (rtf & RT_MM_CONTIG ? PSIM_REC_CONTIG : 0) | (rtf & RT_MM_NONCACHED ? PSIM_REC_NONCACHED : 0));
     r->alloc_rt = (uint8_t)rt;
     r->free_rt = 0;
     poolsim__guard_arm(ps, &w, r);
@@ -387,12 +402,17 @@ void poolsim__quarantine_trim(psim *ps, unsigned shard, uint64_t max_bytes, uint
 
 /* ---- Free ---------------------------------------------------------------- */
 
-void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext,
-                       uint32_t ext_count, const char *file, int line)
+/* The allocator kind a record says made the block (RT_MM_* or 0 for pool). */
+static unsigned allocator_of(const psim_rec *r)
+{
+    return (r->flags & PSIM_REC_CONTIG) ? RT_MM_CONTIG : (r->flags & PSIM_REC_NONCACHED) ? RT_MM_NONCACHED : 0u;
+}
+
+/* Every free: the pool routines (size_given = SIZE_MAX) and the Mm ones. */
+static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext, uint32_t ext_count,
+                       size_t size_given, const char *file, int line)
 {
     psim *ps = poolsim__g;
-    if ((unsigned)rt >= POOLSIM_RT_COUNT || !(routines[rt].flags & RT_FREE))
-        rt = POOLSIM_RT_EX_FREE_POOL;
     if (!ps) {
         not_initialized(rt, file, line);
         return;
@@ -412,7 +432,10 @@ void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
         poolsim__bc_deliver(ps, &bc);
         return;
     }
+    unsigned kind = routines[rt].flags & RT_MM;
     if (!lookup_block(ps, a, &w, &bc, true)) {
+        if (kind == RT_MM_CONTIG) /* §1.2 C2/0x60: not contiguous memory */
+            poolsim__bc_make_keep_block(&bc, 0xC2, 0x60, a, 0, 0);
         poolsim__bc_site(&bc, file, line, rt);
         poolsim__bc_deliver(ps, &bc);
         return;
@@ -423,7 +446,14 @@ void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     uint32_t have = r->tag & ~PSIM_PROTECTED_POOL, given = tag & ~PSIM_PROTECTED_POOL;
     bool protected_block = (r->tag & PSIM_PROTECTED_POOL) != 0;
     bool violation = true;
-    if (r->state != PSIM_LIVE) /* §2.7 double free */
+    if (r->state == PSIM_LIVE && allocator_of(r) != kind) /* freed by another allocator's routine */
+        kind == RT_MM_CONTIG ? poolsim__bc_make(&bc, 0xC2, 0x60, a, 0, 0)
+        : verifier(ps)       ? poolsim__bc_make(&bc, 0xC4, 0x16, 0, a, 0)
+                             : poolsim__bc_make(&bc, 0xC2, 0x99, a, 0, 0);
+    else if (r->state == PSIM_LIVE && kind == RT_MM_NONCACHED && size_given != r->size) /* size must match */
+        verifier(ps) ? poolsim__bc_make(&bc, 0xC4, 0x13F, a, size_given, 0)
+                     : poolsim__bc_make(&bc, 0xC2, 0x99, a, 0, 0);
+    else if (r->state != PSIM_LIVE) /* §2.7 double free */
         verifier(ps) ? poolsim__bc_make(&bc, 0xC4, 0x13, 0, w.user - PSIM_GRAN, header_word(&w))
                      : poolsim__bc_make(&bc, 0xC2, 0x07, r->tag, header_word(&w), a);
     else if (irql > (pool ? PSIM_IRQL_APC : PSIM_IRQL_DISPATCH))
@@ -465,6 +495,21 @@ void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
                       file ? file : "?", line, poolsim_routine_name(rt));
     }
     poolsim__quarantine_trim(ps, shard, ps->opt.quarantine_bytes, ps->opt.quarantine_blocks, file, line, rt);
+}
+
+void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext, uint32_t ext_count,
+                       const char *file, int line)
+{
+    if ((unsigned)rt >= POOLSIM_RT_COUNT || (routines[rt].flags & (RT_FREE | RT_MM)) != RT_FREE)
+        rt = POOLSIM_RT_EX_FREE_POOL;
+    free_block(rt, p, tag, ext, ext_count, SIZE_MAX, file, line);
+}
+
+void poolsim_mm_free(poolsim_routine rt, void *p, size_t size, const char *file, int line)
+{
+    if ((unsigned)rt >= POOLSIM_RT_COUNT || !(routines[rt].flags & RT_FREE) || !(routines[rt].flags & RT_MM))
+        rt = POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY;
+    free_block(rt, p, 0, NULL, 0, size, file, line);
 }
 
 /* ---- ExQueryPoolBlockSize ------------------------------------------------ */

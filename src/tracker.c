@@ -250,7 +250,7 @@ unsigned poolsim__shard_of_thread(uint32_t thread)
     return (unsigned)((thread * 0x9E3779B1u) >> 16) & (POOLSIM_SHARDS - 1);
 }
 
-void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, psim_where *w)
+void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, bool whole_pages, psim_where *w)
 {
     unsigned shard = poolsim__shard_of_thread(poolsim__prim_thread_id());
     psim_shard *sh = &ps->shards[shard];
@@ -260,7 +260,7 @@ void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned
                                    cache_aligned ? PSIM_CACHE_ALIGN : (uintptr_t)PSIM_GRAN);
 
     poolsim__prim_lock_acquire(&sh->lock);
-    if (n <= PSIM_SMALL_MAX && slot <= PSIM_PAGE) {
+    if (!whole_pages && n <= PSIM_SMALL_MAX && slot <= PSIM_PAGE) {
         unsigned cls = (unsigned)(slot / PSIM_GRAN);
         psim_page **head = &sh->partial[pool][cache_aligned][cls];
         psim_page *pg = *head;

@@ -478,6 +478,11 @@ typedef enum poolsim_routine {
     POOLSIM_RT_EX_FREE_POOL_WITH_TAG,
     POOLSIM_RT_EX_FREE_POOL2,
     POOLSIM_RT_EX_QUERY_POOL_BLOCK_SIZE,
+    POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY,
+    POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY_SPECIFY_CACHE,
+    POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY,
+    POOLSIM_RT_MM_ALLOCATE_NONCACHED_MEMORY,
+    POOLSIM_RT_MM_FREE_NONCACHED_MEMORY,
     POOLSIM_RT_COUNT
 } poolsim_routine;
 
@@ -517,6 +522,12 @@ POOLSIM_API void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *rais
  * has_tag is false for ExFreePool. */
 POOLSIM_API void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext,
                                    uint32_t ext_count, const char *file, int line);
+
+/* MmFreeContiguousMemory (size ignored) and MmFreeNonCachedMemory (size must
+ * be the size allocated). The Mm allocations go through poolsim_pool_alloc
+ * with their POOLSIM_RT_MM_* routine: whole pages, never zeroed, NULL on
+ * failure, tracked under the tags "MmCt" and "MmNc". */
+POOLSIM_API void poolsim_mm_free(poolsim_routine rt, void *p, size_t size, const char *file, int line);
 
 /* ExQueryPoolBlockSize: what the kernel would report for p (rounded to the
  * pool granularity, page-rounded for big blocks). */

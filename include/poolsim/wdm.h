@@ -577,6 +577,64 @@ POOLSIM_API SIZE_T poolsim_wdm_query_size(PVOID PoolBlock, PBOOLEAN QuotaCharged
     poolsim_wdm_query_size((PoolBlock), (QuotaCharged), __FILE__, __LINE__)
 #endif /* POOLSIM_NO_SITE_MACROS */
 
+/* ---- Mm allocators: tracked like pool (Track did too) ----------------------- */
+
+typedef union _LARGE_INTEGER {
+    struct {
+        ULONG LowPart;
+        LONG HighPart;
+    } u;
+    LONGLONG QuadPart;
+} LARGE_INTEGER, *PLARGE_INTEGER;
+typedef LARGE_INTEGER PHYSICAL_ADDRESS, *PPHYSICAL_ADDRESS;
+
+typedef enum _MEMORY_CACHING_TYPE {
+    MmNotMapped = -1,
+    MmNonCached = 0,
+    MmCached = 1,
+    MmWriteCombined = 2,
+    MmHardwareCoherentCached = 3,
+    MmNonCachedUnordered = 4,
+    MmUSWCCached = 5,
+    MmMaximumCacheType = 6
+} MEMORY_CACHING_TYPE;
+
+/* Whole nonpaged pages, uninitialised, NULL on failure. poolsim cannot place
+ * memory physically: the address limits and the caching type are accepted
+ * and not otherwise honoured. Freeing with another allocator's routine is a
+ * bug check (docs/semantics.md). IRQL: <= DISPATCH_LEVEL (contiguous),
+ * <= APC_LEVEL (noncached). */
+POOLSIM_API PVOID NTAPI MmAllocateContiguousMemory(SIZE_T NumberOfBytes, PHYSICAL_ADDRESS HighestAcceptableAddress);
+POOLSIM_API PVOID NTAPI MmAllocateContiguousMemorySpecifyCache(SIZE_T NumberOfBytes,
+                                                               PHYSICAL_ADDRESS LowestAcceptableAddress,
+                                                               PHYSICAL_ADDRESS HighestAcceptableAddress,
+                                                               PHYSICAL_ADDRESS BoundaryAddressMultiple,
+                                                               MEMORY_CACHING_TYPE CacheType);
+POOLSIM_API VOID NTAPI MmFreeContiguousMemory(PVOID BaseAddress);
+POOLSIM_API PVOID NTAPI MmAllocateNonCachedMemory(SIZE_T NumberOfBytes);
+/* NumberOfBytes must be the size allocated (C4/0x13F otherwise). */
+POOLSIM_API VOID NTAPI MmFreeNonCachedMemory(PVOID BaseAddress, SIZE_T NumberOfBytes);
+
+POOLSIM_API PVOID poolsim_wdm_mm_alloc(poolsim_routine Routine, SIZE_T NumberOfBytes, const char *File, int Line);
+POOLSIM_API VOID poolsim_wdm_mm_free(poolsim_routine Routine, PVOID BaseAddress, SIZE_T NumberOfBytes,
+                                     const char *File, int Line);
+
+#ifndef POOLSIM_NO_SITE_MACROS
+#define MmAllocateContiguousMemory(NumberOfBytes, HighestAcceptableAddress)                                 \
+    ((void)(HighestAcceptableAddress),                                                                       \
+     poolsim_wdm_mm_alloc(POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY, (NumberOfBytes), __FILE__, __LINE__))
+#define MmAllocateContiguousMemorySpecifyCache(NumberOfBytes, Lowest, Highest, Boundary, CacheType)         \
+    ((void)(Lowest), (void)(Highest), (void)(Boundary), (void)(CacheType),                                   \
+     poolsim_wdm_mm_alloc(POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY_SPECIFY_CACHE, (NumberOfBytes), __FILE__,  \
+                          __LINE__))
+#define MmFreeContiguousMemory(BaseAddress)                                                                  \
+    poolsim_wdm_mm_free(POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY, (BaseAddress), 0, __FILE__, __LINE__)
+#define MmAllocateNonCachedMemory(NumberOfBytes)                                                             \
+    poolsim_wdm_mm_alloc(POOLSIM_RT_MM_ALLOCATE_NONCACHED_MEMORY, (NumberOfBytes), __FILE__, __LINE__)
+#define MmFreeNonCachedMemory(BaseAddress, NumberOfBytes)                                                    \
+    poolsim_wdm_mm_free(POOLSIM_RT_MM_FREE_NONCACHED_MEMORY, (BaseAddress), (NumberOfBytes), __FILE__, __LINE__)
+#endif /* POOLSIM_NO_SITE_MACROS */
+
 /* ---- Exceptions: ExRaiseStatus and POOLSIM_TRY ------------------------------ */
 
 /*

@@ -344,6 +344,56 @@ SIZE_T NTAPI(ExQueryPoolBlockSize)(PVOID PoolBlock, PBOOLEAN QuotaCharged)
     return poolsim__wdm_query_size(PoolBlock, QuotaCharged, NULL, 0);
 }
 
+/* ---- Mm allocators ------------------------------------------------------------------ */
+
+PVOID poolsim_wdm_mm_alloc(poolsim_routine Routine, SIZE_T NumberOfBytes, const char *File, int Line)
+{
+    poolsim_alloc_req req;
+    memset(&req, 0, sizeof req);
+    req.routine = Routine;
+    req.size = NumberOfBytes;
+    return poolsim_pool_alloc(&req, NULL, File, Line); /* Mm routines never raise */
+}
+
+VOID poolsim_wdm_mm_free(poolsim_routine Routine, PVOID BaseAddress, SIZE_T NumberOfBytes, const char *File,
+                         int Line)
+{
+    poolsim_mm_free(Routine, BaseAddress, NumberOfBytes, File, Line);
+}
+
+PVOID NTAPI(MmAllocateContiguousMemory)(SIZE_T NumberOfBytes, PHYSICAL_ADDRESS HighestAcceptableAddress)
+{
+    (void)HighestAcceptableAddress;
+    return poolsim_wdm_mm_alloc(POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY, NumberOfBytes, NULL, 0);
+}
+
+PVOID NTAPI(MmAllocateContiguousMemorySpecifyCache)(SIZE_T NumberOfBytes, PHYSICAL_ADDRESS LowestAcceptableAddress,
+                                                    PHYSICAL_ADDRESS HighestAcceptableAddress,
+                                                    PHYSICAL_ADDRESS BoundaryAddressMultiple,
+                                                    MEMORY_CACHING_TYPE CacheType)
+{
+    (void)LowestAcceptableAddress;
+    (void)HighestAcceptableAddress;
+    (void)BoundaryAddressMultiple;
+    (void)CacheType;
+    return poolsim_wdm_mm_alloc(POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY_SPECIFY_CACHE, NumberOfBytes, NULL, 0);
+}
+
+VOID NTAPI(MmFreeContiguousMemory)(PVOID BaseAddress)
+{
+    poolsim_mm_free(POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY, BaseAddress, 0, NULL, 0);
+}
+
+PVOID NTAPI(MmAllocateNonCachedMemory)(SIZE_T NumberOfBytes)
+{
+    return poolsim_wdm_mm_alloc(POOLSIM_RT_MM_ALLOCATE_NONCACHED_MEMORY, NumberOfBytes, NULL, 0);
+}
+
+VOID NTAPI(MmFreeNonCachedMemory)(PVOID BaseAddress, SIZE_T NumberOfBytes)
+{
+    poolsim_mm_free(POOLSIM_RT_MM_FREE_NONCACHED_MEMORY, BaseAddress, NumberOfBytes, NULL, 0);
+}
+
 /* ---- IRQL ------------------------------------------------------------------------ */
 
 KIRQL NTAPI(KeGetCurrentIrql)(VOID) { return (KIRQL)poolsim_irql(); }
