@@ -134,6 +134,7 @@ enum psim_state { PSIM_FREE = 0, PSIM_LIVE = 1, PSIM_QUARANTINED = 2, PSIM_RELEA
 #define PSIM_REC_CACHE 0x02u     /* cache-aligned placement */
 #define PSIM_REC_CONTIG 0x04u    /* made by MmAllocateContiguousMemory* */
 #define PSIM_REC_NONCACHED 0x08u /* made by MmAllocateNonCachedMemory */
+#define PSIM_REC_LIST 0x10u      /* holds a lookaside list's struct (C4/0xCC on free) */
 
 /* The out-of-band record of one block: 48 bytes on every target. */
 typedef struct psim_rec {
@@ -249,6 +250,10 @@ typedef struct psim_totals {
     uint64_t sites_dropped, tags_dropped;
 } psim_totals;
 
+#ifndef POOLSIM_LOOKASIDE_CAPACITY
+#define POOLSIM_LOOKASIDE_CAPACITY 1024u /* live lookaside lists */
+#endif
+
 /* ---- Fault injection (fault.c) ------------------------------------------- */
 
 #define PSIM_TRACE_SITES 256u
@@ -298,6 +303,8 @@ typedef struct psim {
     uint32_t nsites; /* atomic; site 0 is "unknown" */
 
     psim_fault fault;
+    poolsim__prim_lock lal_lock; /* guards lals */
+    struct psim_lal **lals;      /* live lookaside lists, POOLSIM_LOOKASIDE_CAPACITY slots */
     psim_shard shards[POOLSIM_SHARDS];
 } psim;
 
@@ -395,6 +402,17 @@ bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type
 /* Sweeps: start recording distinct allocation sites; copy them out. */
 void poolsim__fault_trace(psim *ps, bool on);
 size_t poolsim__fault_traced(psim *ps, poolsim_site *out, size_t max);
+
+/* pool.c, for the lookaside lists */
+bool poolsim__pool_type_valid(uint64_t pool_type);
+/* True when a is the start of a live block; otherwise builds the bug check a
+ * pool free of a would raise. */
+bool poolsim__check_live(psim *ps, uintptr_t a, poolsim_bugcheck *bc);
+/* Marks the live block starting at `block` as holding a lookaside list. */
+void poolsim__mark_list_holder(psim *ps, uintptr_t block);
+/* lookaside.c */
+poolsim_lookaside *poolsim__lookaside_inside(psim *ps, uintptr_t from, uintptr_t to);
+void poolsim__lookaside_fini(psim *ps);
 
 /* ---- Bug checks (bugcheck.c) -------------------------------------------- */
 

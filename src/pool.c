@@ -55,6 +55,12 @@ static const struct {
     [POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY] = {"MmFreeContiguousMemory", RT_FREE | RT_MM_CONTIG},
     [POOLSIM_RT_MM_ALLOCATE_NONCACHED_MEMORY] = {"MmAllocateNonCachedMemory", RT_ALLOC | RT_MM_NONCACHED},
     [POOLSIM_RT_MM_FREE_NONCACHED_MEMORY] = {"MmFreeNonCachedMemory", RT_FREE | RT_MM_NONCACHED},
+    /* The lookaside routines, for reports (lookaside.c names the kind of list). */
+    [POOLSIM_RT_EX_INITIALIZE_LOOKASIDE_LIST] = {"ExInitializeLookasideList", 0},
+    [POOLSIM_RT_EX_ALLOCATE_FROM_LOOKASIDE_LIST] = {"ExAllocateFromLookasideList", 0},
+    [POOLSIM_RT_EX_FREE_TO_LOOKASIDE_LIST] = {"ExFreeToLookasideList", 0},
+    [POOLSIM_RT_EX_DELETE_LOOKASIDE_LIST] = {"ExDeleteLookasideList", 0},
+    [POOLSIM_RT_EX_FLUSH_LOOKASIDE_LIST] = {"ExFlushLookasideListEx", 0},
 };
 
 const char *poolsim_routine_name(poolsim_routine rt)
@@ -400,6 +406,45 @@ void poolsim__quarantine_trim(psim *ps, unsigned shard, uint64_t max_bytes, uint
     }
 }
 
+/* ---- For the lookaside lists ------------------------------------------------- */
+
+bool poolsim__pool_type_valid(uint64_t pool_type)
+{
+    poolsim_alloc_req req;
+    psim_req q;
+    psim_memset(&req, 0, sizeof req);
+    req.type = pool_type;
+    decode_type(&req, 0, &q);
+    return !q.bad_type;
+}
+
+bool poolsim__check_live(psim *ps, uintptr_t a, poolsim_bugcheck *bc)
+{
+    psim_where w;
+    if (!lookup_block(ps, a, &w, bc, true))
+        return false;
+    bool live = w.rec->state == PSIM_LIVE;
+    if (!live) {
+        verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x13, 0, w.user - PSIM_GRAN, header_word(&w))
+                     : poolsim__bc_make(bc, 0xC2, 0x07, w.rec->tag, header_word(&w), a);
+        poolsim__bc_block(ps, bc, &w, w.rec);
+    }
+    poolsim__unlock(ps, w.page);
+    return live;
+}
+
+void poolsim__mark_list_holder(psim *ps, uintptr_t block)
+{
+    psim_page *pg = poolsim__page_of(ps, block);
+    psim_where w;
+    if (!pg)
+        return;
+    poolsim__prim_lock_acquire(&poolsim__shard(ps, pg)->lock);
+    if (poolsim__locate(pg, block, &w) && w.user == block && w.rec->state == PSIM_LIVE)
+        w.rec->flags |= PSIM_REC_LIST;
+    poolsim__unlock(ps, pg);
+}
+
 /* ---- Free ---------------------------------------------------------------- */
 
 /* The allocator kind a record says made the block (RT_MM_* or 0 for pool). */
@@ -441,6 +486,7 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
         return;
     }
     psim_rec *r = w.rec;
+    poolsim_lookaside *list;
     uint8_t irql = poolsim__prim_irql_get();
     unsigned pool = r->pool_type & PSIM_PT_PAGED;
     uint32_t have = r->tag & ~PSIM_PROTECTED_POOL, given = tag & ~PSIM_PROTECTED_POOL;
@@ -453,6 +499,9 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     else if (r->state == PSIM_LIVE && kind == RT_MM_NONCACHED && size_given != r->size) /* size must match */
         verifier(ps) ? poolsim__bc_make(&bc, 0xC4, 0x13F, a, size_given, 0)
                      : poolsim__bc_make(&bc, 0xC2, 0x99, a, 0, 0);
+    else if (r->state == PSIM_LIVE && (r->flags & PSIM_REC_LIST) &&
+             (list = poolsim__lookaside_inside(ps, w.user, w.user + (uintptr_t)r->size)) != NULL)
+        poolsim__bc_make(&bc, 0xC4, 0xCC, (uintptr_t)list, a, (uintptr_t)r->size); /* §3: a live list inside */
     else if (r->state != PSIM_LIVE) /* §2.7 double free */
         verifier(ps) ? poolsim__bc_make(&bc, 0xC4, 0x13, 0, w.user - PSIM_GRAN, header_word(&w))
                      : poolsim__bc_make(&bc, 0xC2, 0x07, r->tag, header_word(&w), a);

@@ -36,7 +36,9 @@ int poolsim_init(const poolsim_options *opts)
     ps->secret = poolsim__prim_entropy() | 1u;
     ps->meta_bytes = sizeof *ps;
     poolsim__fault_init(ps);
+    poolsim__prim_lock_init(&ps->lal_lock);
     if (!poolsim__tracker_init(ps) || !poolsim__tags_init(ps)) {
+        poolsim__lookaside_fini(ps);
         poolsim__fault_fini(ps);
         poolsim__tags_fini(ps);
         poolsim__tracker_fini(ps);
@@ -65,6 +67,7 @@ size_t poolsim_shutdown(void)
     if (report)
         poolsim__report_leaks(ps, live, paged + nonpaged);
     poolsim__g = NULL;
+    poolsim__lookaside_fini(ps);
     poolsim__fault_fini(ps);
     poolsim__tags_fini(ps);
     poolsim__tracker_fini(ps);

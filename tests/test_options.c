@@ -204,6 +204,7 @@ static void test_options_defaults(void **state)
     assert_int_equal(o.fault_delay_allocs, 0);
     assert_int_equal(o.fault_delay_ms, 0);
     assert_int_equal(o.fault_seed, 1);
+    assert_int_equal(o.lookaside_debug, 0);
     assert_non_null(o.driver_name);
     assert_string_equal(o.driver_name, "poolsim.sys");
     /* The defaults pass the range check. */
@@ -240,6 +241,7 @@ static void test_options_table(void **state)
         {"fault_delay_allocs", offsetof(poolsim_options, fault_delay_allocs), PSIM_OPT_U64},
         {"fault_delay_ms", offsetof(poolsim_options, fault_delay_ms), PSIM_OPT_U64},
         {"fault_seed", offsetof(poolsim_options, fault_seed), PSIM_OPT_U64},
+        {"lookaside_debug", offsetof(poolsim_options, lookaside_debug), PSIM_OPT_BOOL},
         {"driver_name", offsetof(poolsim_options, driver_name), PSIM_OPT_STR},
     };
     (void)state;

@@ -115,6 +115,9 @@ extern "C" {
 #ifndef POOLSIM_DEFAULT_FAULT_SEED
 #define POOLSIM_DEFAULT_FAULT_SEED 1
 #endif
+#ifndef POOLSIM_DEFAULT_LOOKASIDE_DEBUG
+#define POOLSIM_DEFAULT_LOOKASIDE_DEBUG 0
+#endif
 #ifndef POOLSIM_DEFAULT_DRIVER_NAME
 #define POOLSIM_DEFAULT_DRIVER_NAME "poolsim.sys"
 #endif
@@ -165,6 +168,9 @@ extern "C" {
       "no injected failure during the first N milliseconds")                                                \
     X(fault_seed, uint64_t, U64, POOLSIM_DEFAULT_FAULT_SEED,                                                 \
       "seed of the injected failures: the same seed and allocation order fail the same allocations")        \
+    X(lookaside_debug, uint32_t, BOOL, POOLSIM_DEFAULT_LOOKASIDE_DEBUG,                                      \
+      "lookaside lists cache nothing: every free goes to the pool (and its quarantine), so use after free "  \
+      "through a list is caught")                                                                            \
     X(driver_name, const char *, STR, POOLSIM_DEFAULT_DRIVER_NAME,                                           \
       "driver name: Arg2 of the C4/0x62 leak bug check")
 
@@ -483,6 +489,11 @@ typedef enum poolsim_routine {
     POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY,
     POOLSIM_RT_MM_ALLOCATE_NONCACHED_MEMORY,
     POOLSIM_RT_MM_FREE_NONCACHED_MEMORY,
+    POOLSIM_RT_EX_INITIALIZE_LOOKASIDE_LIST,
+    POOLSIM_RT_EX_ALLOCATE_FROM_LOOKASIDE_LIST,
+    POOLSIM_RT_EX_FREE_TO_LOOKASIDE_LIST,
+    POOLSIM_RT_EX_DELETE_LOOKASIDE_LIST,
+    POOLSIM_RT_EX_FLUSH_LOOKASIDE_LIST,
     POOLSIM_RT_COUNT
 } poolsim_routine;
 
@@ -528,6 +539,46 @@ POOLSIM_API void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, co
  * with their POOLSIM_RT_MM_* routine: whole pages, never zeroed, NULL on
  * failure, tracked under the tags "MmCt" and "MmNc". */
 POOLSIM_API void poolsim_mm_free(poolsim_routine rt, void *p, size_t size, const char *file, int line);
+
+/* ---- Lookaside lists (wdk-semantics.md §3) ------------------------------------ */
+
+#define POOLSIM_LOOKASIDE_NPAGED 0u /* ExInitializeNPagedLookasideList */
+#define POOLSIM_LOOKASIDE_PAGED 1u  /* ExInitializePagedLookasideList */
+#define POOLSIM_LOOKASIDE_EX 2u     /* ExInitializeLookasideListEx */
+
+/* What of a lookaside list lives in the driver's memory: a handle that ties
+ * it to poolsim's out-of-band record of the list. A handle that does not
+ * check out is an uninitialised (or deleted) list. */
+typedef struct poolsim_lookaside {
+    uint64_t check;
+    uint32_t index;
+    uint32_t reserved;
+} poolsim_lookaside;
+
+typedef struct poolsim_lookaside_params {
+    unsigned kind;      /* POOLSIM_LOOKASIDE_* */
+    void (*allocate)(void); /* the driver's Allocate(Ex) routine, or NULL for the pool */
+    void (*free)(void);     /* the driver's Free(Ex) routine, or NULL for the pool */
+    uint64_t pool_type; /* POOL_TYPE (Ex); NonPagedPool / PagedPool for the others */
+    uint32_t flags;     /* the routine's Flags argument */
+    size_t size;
+    uint32_t tag;
+    uint16_t depth;
+    void *owner; /* what AllocateEx / FreeEx receive as the list */
+} poolsim_lookaside_params;
+
+/* The lookaside routines. init returns an NTSTATUS (STATUS_SUCCESS, or for
+ * the Ex list STATUS_INVALID_PARAMETER_4 / _5 for a bad pool type / flags).
+ * alloc sets *raise_status when the routine must raise. IRQL: <= DISPATCH_LEVEL
+ * (paged lists <= APC_LEVEL). */
+POOLSIM_API int32_t poolsim_lookaside_init(poolsim_lookaside *l, const poolsim_lookaside_params *params,
+                                           const char *file, int line);
+/* `kind` is the kind of routine called (it names the routine in reports). */
+POOLSIM_API void *poolsim_lookaside_alloc(poolsim_lookaside *l, unsigned kind, int32_t *raise_status, const char *file,
+                                          int line);
+POOLSIM_API void poolsim_lookaside_free(poolsim_lookaside *l, unsigned kind, void *entry, const char *file, int line);
+POOLSIM_API void poolsim_lookaside_flush(poolsim_lookaside *l, unsigned kind, const char *file, int line);
+POOLSIM_API void poolsim_lookaside_delete(poolsim_lookaside *l, unsigned kind, const char *file, int line);
 
 /* ExQueryPoolBlockSize: what the kernel would report for p (rounded to the
  * pool granularity, page-rounded for big blocks). */

@@ -446,7 +446,7 @@ typedef const POOL_EXTENDED_PARAMETER *PCPOOL_EXTENDED_PARAMETER;
 typedef char
     poolsim_wdm_check_ext_param_[sizeof(POOL_EXTENDED_PARAMETER) == sizeof(poolsim_ext_param) ? 1 : -1];
 
-/* ---- Lookaside lists: constants only (§3) ---------------------------------- */
+/* ---- Lookaside lists (§3) --------------------------------------------------- */
 
 /* RTL_SIZEOF_THROUGH_FIELD(SLIST_ENTRY, Next): one pointer. */
 #define LOOKASIDE_MINIMUM_BLOCK_SIZE ((SIZE_T)sizeof(PVOID))
@@ -454,6 +454,85 @@ typedef char
 #define EX_MAXIMUM_LOOKASIDE_DEPTH_LIMIT 1024
 #define EX_LOOKASIDE_LIST_EX_FLAGS_RAISE_ON_FAIL 0x00000001UL
 #define EX_LOOKASIDE_LIST_EX_FLAGS_FAIL_NO_RAISE 0x00000002UL
+
+typedef PVOID(NTAPI *PALLOCATE_FUNCTION)(POOL_TYPE PoolType, SIZE_T NumberOfBytes, ULONG Tag);
+typedef VOID(NTAPI *PFREE_FUNCTION)(PVOID Buffer);
+typedef struct _LOOKASIDE_LIST_EX LOOKASIDE_LIST_EX, *PLOOKASIDE_LIST_EX;
+typedef PVOID(NTAPI *PALLOCATE_FUNCTION_EX)(POOL_TYPE PoolType, SIZE_T NumberOfBytes, ULONG Tag,
+                                            PLOOKASIDE_LIST_EX Lookaside);
+typedef VOID(NTAPI *PFREE_FUNCTION_EX)(PVOID Buffer, PLOOKASIDE_LIST_EX Lookaside);
+
+/* The WDK's structs are 0x80 bytes; poolsim keeps only a checked handle in
+ * them and the list itself out of band. */
+#define POOLSIM_WDM_LOOKASIDE_PAD (0x80 - sizeof(poolsim_lookaside))
+typedef struct _NPAGED_LOOKASIDE_LIST {
+    poolsim_lookaside Handle;
+    UCHAR Reserved[POOLSIM_WDM_LOOKASIDE_PAD];
+} NPAGED_LOOKASIDE_LIST, *PNPAGED_LOOKASIDE_LIST;
+typedef struct _PAGED_LOOKASIDE_LIST {
+    poolsim_lookaside Handle;
+    UCHAR Reserved[POOLSIM_WDM_LOOKASIDE_PAD];
+} PAGED_LOOKASIDE_LIST, *PPAGED_LOOKASIDE_LIST;
+struct _LOOKASIDE_LIST_EX {
+    poolsim_lookaside Handle;
+    UCHAR Reserved[POOLSIM_WDM_LOOKASIDE_PAD];
+};
+
+/* IRQL: <= DISPATCH_LEVEL; the paged list's routines <= APC_LEVEL. */
+POOLSIM_API VOID NTAPI ExInitializeNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside, PALLOCATE_FUNCTION Allocate,
+                                                       PFREE_FUNCTION Free, ULONG Flags, SIZE_T Size, ULONG Tag,
+                                                       USHORT Depth);
+POOLSIM_API PVOID NTAPI ExAllocateFromNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside);
+POOLSIM_API VOID NTAPI ExFreeToNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside, PVOID Entry);
+POOLSIM_API VOID NTAPI ExDeleteNPagedLookasideList(PNPAGED_LOOKASIDE_LIST Lookaside);
+POOLSIM_API VOID NTAPI ExInitializePagedLookasideList(PPAGED_LOOKASIDE_LIST Lookaside, PALLOCATE_FUNCTION Allocate,
+                                                      PFREE_FUNCTION Free, ULONG Flags, SIZE_T Size, ULONG Tag,
+                                                      USHORT Depth);
+POOLSIM_API PVOID NTAPI ExAllocateFromPagedLookasideList(PPAGED_LOOKASIDE_LIST Lookaside);
+POOLSIM_API VOID NTAPI ExFreeToPagedLookasideList(PPAGED_LOOKASIDE_LIST Lookaside, PVOID Entry);
+POOLSIM_API VOID NTAPI ExDeletePagedLookasideList(PPAGED_LOOKASIDE_LIST Lookaside);
+POOLSIM_API NTSTATUS NTAPI ExInitializeLookasideListEx(PLOOKASIDE_LIST_EX Lookaside, PALLOCATE_FUNCTION_EX Allocate,
+                                                       PFREE_FUNCTION_EX Free, POOL_TYPE PoolType, ULONG Flags,
+                                                       SIZE_T Size, ULONG Tag, USHORT Depth);
+POOLSIM_API PVOID NTAPI ExAllocateFromLookasideListEx(PLOOKASIDE_LIST_EX Lookaside);
+POOLSIM_API VOID NTAPI ExFreeToLookasideListEx(PLOOKASIDE_LIST_EX Lookaside, PVOID Entry);
+POOLSIM_API VOID NTAPI ExDeleteLookasideListEx(PLOOKASIDE_LIST_EX Lookaside);
+POOLSIM_API VOID NTAPI ExFlushLookasideListEx(PLOOKASIDE_LIST_EX Lookaside);
+
+POOLSIM_API NTSTATUS poolsim_wdm_lookaside_init(poolsim_lookaside *Handle, unsigned Kind, void (*Allocate)(void),
+                                                void (*Free)(void), ULONG64 PoolType, ULONG Flags, SIZE_T Size,
+                                                ULONG Tag, USHORT Depth, PVOID Owner, const char *File, int Line);
+POOLSIM_API PVOID poolsim_wdm_lookaside_alloc(poolsim_lookaside *Handle, unsigned Kind, const char *File, int Line);
+
+#ifndef POOLSIM_NO_SITE_MACROS
+#define ExInitializeNPagedLookasideList(L, Allocate, Free, Flags, Size, Tag, Depth)                                \
+    ((void)poolsim_wdm_lookaside_init(&(L)->Handle, POOLSIM_LOOKASIDE_NPAGED, (void (*)(void))(Allocate),          \
+                                      (void (*)(void))(Free), 0, (Flags), (Size), (Tag), (Depth), (L), __FILE__, \
+                                      __LINE__))
+#define ExInitializePagedLookasideList(L, Allocate, Free, Flags, Size, Tag, Depth)                                 \
+    ((void)poolsim_wdm_lookaside_init(&(L)->Handle, POOLSIM_LOOKASIDE_PAGED, (void (*)(void))(Allocate),           \
+                                      (void (*)(void))(Free), 1, (Flags), (Size), (Tag), (Depth), (L), __FILE__, \
+                                      __LINE__))
+#define ExInitializeLookasideListEx(L, Allocate, Free, PoolType, Flags, Size, Tag, Depth)                          \
+    poolsim_wdm_lookaside_init(&(L)->Handle, POOLSIM_LOOKASIDE_EX, (void (*)(void))(Allocate),                     \
+                               (void (*)(void))(Free), (ULONG64)(PoolType), (Flags), (Size), (Tag), (Depth), (L),  \
+                               __FILE__, __LINE__)
+#define ExAllocateFromNPagedLookasideList(L)                                                                       \
+    poolsim_wdm_lookaside_alloc(&(L)->Handle, POOLSIM_LOOKASIDE_NPAGED, __FILE__, __LINE__)
+#define ExAllocateFromPagedLookasideList(L)                                                                        \
+    poolsim_wdm_lookaside_alloc(&(L)->Handle, POOLSIM_LOOKASIDE_PAGED, __FILE__, __LINE__)
+#define ExAllocateFromLookasideListEx(L) poolsim_wdm_lookaside_alloc(&(L)->Handle, POOLSIM_LOOKASIDE_EX, __FILE__, __LINE__)
+#define ExFreeToNPagedLookasideList(L, Entry)                                                                      \
+    poolsim_lookaside_free(&(L)->Handle, POOLSIM_LOOKASIDE_NPAGED, (Entry), __FILE__, __LINE__)
+#define ExFreeToPagedLookasideList(L, Entry)                                                                       \
+    poolsim_lookaside_free(&(L)->Handle, POOLSIM_LOOKASIDE_PAGED, (Entry), __FILE__, __LINE__)
+#define ExFreeToLookasideListEx(L, Entry)                                                                          \
+    poolsim_lookaside_free(&(L)->Handle, POOLSIM_LOOKASIDE_EX, (Entry), __FILE__, __LINE__)
+#define ExDeleteNPagedLookasideList(L) poolsim_lookaside_delete(&(L)->Handle, POOLSIM_LOOKASIDE_NPAGED, __FILE__, __LINE__)
+#define ExDeletePagedLookasideList(L) poolsim_lookaside_delete(&(L)->Handle, POOLSIM_LOOKASIDE_PAGED, __FILE__, __LINE__)
+#define ExDeleteLookasideListEx(L) poolsim_lookaside_delete(&(L)->Handle, POOLSIM_LOOKASIDE_EX, __FILE__, __LINE__)
+#define ExFlushLookasideListEx(L) poolsim_lookaside_flush(&(L)->Handle, POOLSIM_LOOKASIDE_EX, __FILE__, __LINE__)
+#endif /* POOLSIM_NO_SITE_MACROS */
 
 /* ---- Pool routines (§2.4) -------------------------------------------------- */
 

@@ -344,6 +344,116 @@ SIZE_T NTAPI(ExQueryPoolBlockSize)(PVOID PoolBlock, PBOOLEAN QuotaCharged)
     return poolsim__wdm_query_size(PoolBlock, QuotaCharged, NULL, 0);
 }
 
+/* ---- Lookaside lists ----------------------------------------------------------------- */
+
+NTSTATUS poolsim_wdm_lookaside_init(poolsim_lookaside *Handle, unsigned Kind, void (*Allocate)(void),
+                                    void (*Free)(void), ULONG64 PoolType, ULONG Flags, SIZE_T Size, ULONG Tag,
+                                    USHORT Depth, PVOID Owner, const char *File, int Line)
+{
+    poolsim_lookaside_params p;
+    memset(&p, 0, sizeof p);
+    p.kind = Kind;
+    p.allocate = Allocate;
+    p.free = Free;
+    p.pool_type = PoolType;
+    p.flags = Flags;
+    p.size = Size;
+    p.tag = Tag;
+    p.depth = Depth;
+    p.owner = Owner;
+    return (NTSTATUS)poolsim_lookaside_init(Handle, &p, File, Line);
+}
+
+static PVOID poolsim__wdm_lookaside_alloc(poolsim_lookaside *handle, unsigned kind, const char *file, int line,
+                                          void *address)
+{
+    int32_t raise_status = 0;
+    PVOID p = poolsim_lookaside_alloc(handle, kind, &raise_status, file, line);
+    if (raise_status != 0)
+        poolsim__wdm_raise((NTSTATUS)raise_status, address, file, line);
+    return p;
+}
+
+PVOID poolsim_wdm_lookaside_alloc(poolsim_lookaside *Handle, unsigned Kind, const char *File, int Line)
+{
+    return poolsim__wdm_lookaside_alloc(Handle, Kind, File, Line, POOLSIM__WDM_RETADDR());
+}
+
+VOID NTAPI(ExInitializeNPagedLookasideList)(PNPAGED_LOOKASIDE_LIST Lookaside, PALLOCATE_FUNCTION Allocate,
+                                            PFREE_FUNCTION Free, ULONG Flags, SIZE_T Size, ULONG Tag, USHORT Depth)
+{
+    (void)poolsim_wdm_lookaside_init(&Lookaside->Handle, POOLSIM_LOOKASIDE_NPAGED, (void (*)(void))Allocate,
+                                     (void (*)(void))Free, 0, Flags, Size, Tag, Depth, Lookaside, NULL, 0);
+}
+
+PVOID NTAPI(ExAllocateFromNPagedLookasideList)(PNPAGED_LOOKASIDE_LIST Lookaside)
+{
+    return poolsim__wdm_lookaside_alloc(&Lookaside->Handle, POOLSIM_LOOKASIDE_NPAGED, NULL, 0,
+                                        POOLSIM__WDM_RETADDR());
+}
+
+VOID NTAPI(ExFreeToNPagedLookasideList)(PNPAGED_LOOKASIDE_LIST Lookaside, PVOID Entry)
+{
+    poolsim_lookaside_free(&Lookaside->Handle, POOLSIM_LOOKASIDE_NPAGED, Entry, NULL, 0);
+}
+
+VOID NTAPI(ExDeleteNPagedLookasideList)(PNPAGED_LOOKASIDE_LIST Lookaside)
+{
+    poolsim_lookaside_delete(&Lookaside->Handle, POOLSIM_LOOKASIDE_NPAGED, NULL, 0);
+}
+
+VOID NTAPI(ExInitializePagedLookasideList)(PPAGED_LOOKASIDE_LIST Lookaside, PALLOCATE_FUNCTION Allocate,
+                                           PFREE_FUNCTION Free, ULONG Flags, SIZE_T Size, ULONG Tag, USHORT Depth)
+{
+    (void)poolsim_wdm_lookaside_init(&Lookaside->Handle, POOLSIM_LOOKASIDE_PAGED, (void (*)(void))Allocate,
+                                     (void (*)(void))Free, 1, Flags, Size, Tag, Depth, Lookaside, NULL, 0);
+}
+
+PVOID NTAPI(ExAllocateFromPagedLookasideList)(PPAGED_LOOKASIDE_LIST Lookaside)
+{
+    return poolsim__wdm_lookaside_alloc(&Lookaside->Handle, POOLSIM_LOOKASIDE_PAGED, NULL, 0,
+                                        POOLSIM__WDM_RETADDR());
+}
+
+VOID NTAPI(ExFreeToPagedLookasideList)(PPAGED_LOOKASIDE_LIST Lookaside, PVOID Entry)
+{
+    poolsim_lookaside_free(&Lookaside->Handle, POOLSIM_LOOKASIDE_PAGED, Entry, NULL, 0);
+}
+
+VOID NTAPI(ExDeletePagedLookasideList)(PPAGED_LOOKASIDE_LIST Lookaside)
+{
+    poolsim_lookaside_delete(&Lookaside->Handle, POOLSIM_LOOKASIDE_PAGED, NULL, 0);
+}
+
+NTSTATUS NTAPI(ExInitializeLookasideListEx)(PLOOKASIDE_LIST_EX Lookaside, PALLOCATE_FUNCTION_EX Allocate,
+                                            PFREE_FUNCTION_EX Free, POOL_TYPE PoolType, ULONG Flags, SIZE_T Size,
+                                            ULONG Tag, USHORT Depth)
+{
+    return poolsim_wdm_lookaside_init(&Lookaside->Handle, POOLSIM_LOOKASIDE_EX, (void (*)(void))Allocate,
+                                      (void (*)(void))Free, (ULONG64)PoolType, Flags, Size, Tag, Depth, Lookaside,
+                                      NULL, 0);
+}
+
+PVOID NTAPI(ExAllocateFromLookasideListEx)(PLOOKASIDE_LIST_EX Lookaside)
+{
+    return poolsim__wdm_lookaside_alloc(&Lookaside->Handle, POOLSIM_LOOKASIDE_EX, NULL, 0, POOLSIM__WDM_RETADDR());
+}
+
+VOID NTAPI(ExFreeToLookasideListEx)(PLOOKASIDE_LIST_EX Lookaside, PVOID Entry)
+{
+    poolsim_lookaside_free(&Lookaside->Handle, POOLSIM_LOOKASIDE_EX, Entry, NULL, 0);
+}
+
+VOID NTAPI(ExDeleteLookasideListEx)(PLOOKASIDE_LIST_EX Lookaside)
+{
+    poolsim_lookaside_delete(&Lookaside->Handle, POOLSIM_LOOKASIDE_EX, NULL, 0);
+}
+
+VOID NTAPI(ExFlushLookasideListEx)(PLOOKASIDE_LIST_EX Lookaside)
+{
+    poolsim_lookaside_flush(&Lookaside->Handle, POOLSIM_LOOKASIDE_EX, NULL, 0);
+}
+
 /* ---- Mm allocators ------------------------------------------------------------------ */
 
 PVOID poolsim_wdm_mm_alloc(poolsim_routine Routine, SIZE_T NumberOfBytes, const char *File, int Line)
