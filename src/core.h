@@ -195,6 +195,13 @@ typedef struct psim_shard {
     uint32_t qcap, qhead, qcount;
     uint64_t qbytes;                        /* caller bytes in this shard's quarantine */
     uint64_t allocs, frees, live, live_peak; /* relaxed stores under the lock */
+    /* The last call site this shard looked up, for allocations [0] and frees [1]. */
+    struct {
+        const char *file;
+        poolsim_routine rt;
+        int line;
+        uint32_t tag, idx;
+    } site_cache[2];
     psim_page *partial[2][2][PSIM_CLASSES]; /* [pool][cache-aligned][class]: pages with a free slot */
     psim_page *runs[2][PSIM_RUN_LISTS];     /* [pool][length]: free page runs */
     psim_chunk *cur[2];                     /* [pool]: chunk being carved */
@@ -297,6 +304,7 @@ typedef struct psim {
 
     psim_tagent *tags; /* POOLSIM_TAG_CAPACITY + 1 (overflow row last) */
     uint32_t ntags;    /* entries in use, under site_lock */
+    uint32_t tag_ok;   /* atomic: the last tag found well formed */
     poolsim__prim_lock site_lock;
     uint32_t *site_index; /* hash: 2 * POOLSIM_SITE_CAPACITY slots of site numbers */
     psim_site *site_chunks[POOLSIM_SITE_CAPACITY / PSIM_SITE_CHUNK];
@@ -381,6 +389,8 @@ bool poolsim__tag_match(uint32_t tag, const char *pattern);
 /* The same over a space-separated list of patterns (Verifier's /faults tags). */
 bool poolsim__tag_match_list(uint32_t tag, const char *patterns);
 uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine rt, uint32_t tag);
+/* The same through the shard's one-entry cache; the shard's lock is held. */
+uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt, uint32_t tag);
 const psim_site *poolsim__site_at(const psim *ps, uint32_t idx);
 psim_site *poolsim__site_mut(psim *ps, uint32_t idx);
 /* Count an allocation or a free in shard `shard`, whose lock the caller holds. */
@@ -396,9 +406,16 @@ void poolsim__atomic_max(uint64_t *p, uint64_t v);
 /* fault.c */
 void poolsim__fault_init(psim *ps);
 void poolsim__fault_fini(psim *ps);
-/* True when this allocation must fail (and logs it). Cheap when off. */
-bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type, const char *file, int line,
-                          poolsim_routine rt);
+/* True when this allocation must fail (and logs it); the inline test keeps
+ * the cost of an idle injector to one load. */
+bool poolsim__fault_decide(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type, const char *file, int line,
+                           poolsim_routine rt);
+static inline bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type, const char *file,
+                                        int line, poolsim_routine rt)
+{
+    return PSIM_UNLIKELY(psim_atomic_load32(&ps->fault.flags) != 0) &&
+           poolsim__fault_decide(ps, tag, n, pool_type, file, line, rt);
+}
 /* Sweeps: start recording distinct allocation sites; copy them out. */
 void poolsim__fault_trace(psim *ps, bool on);
 size_t poolsim__fault_traced(psim *ps, poolsim_site *out, size_t max);

@@ -97,13 +97,11 @@ static void trace_add(psim_fault *f, const char *file, int line, const char *rou
     }
 }
 
-bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type, const char *file, int line,
-                          poolsim_routine rt)
+bool poolsim__fault_decide(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type, const char *file, int line,
+                           poolsim_routine rt)
 {
     psim_fault *f = &ps->fault;
     uint32_t flags = psim_atomic_load32(&f->flags);
-    if (PSIM_LIKELY(!flags))
-        return false;
     if (flags & PSIM_FAULT_TRACE) {
         poolsim__prim_lock_acquire(&f->lock);
         trace_add(f, file, line, poolsim_routine_name(rt));

@@ -64,13 +64,14 @@ static void header_expected(const psim *ps, const psim_where *w, const psim_rec 
     uint32_t type = (uint32_t)(r->pool_type & 0x7Fu) + 1;
     uint32_t ulong1 = sizeof(void *) == 8 ? (prev & 0xFF) | ((units & 0xFF) << 16) | ((type & 0xFF) << 24)
                                           : (prev & 0x1FF) | ((units & 0x1FF) << 16) | ((type & 0x7F) << 25);
-    uintptr_t hdr = w->user - PSIM_GRAN;
     for (unsigned i = 0; i < 4; i++) {
         out[i] = (uint8_t)(ulong1 >> (8 * i));
         out[4 + i] = (uint8_t)(r->tag >> (8 * i));
     }
-    for (unsigned i = 8; i < PSIM_GRAN; i++)
-        out[i] = poolsim__guard_byte(ps, hdr + i);
+    if (PSIM_GRAN == 16) { /* x64: an 8-aligned word of canary bytes follows (little-endian, like guard_fill) */
+        uint64_t canary = guard_word(ps, w->user - 8);
+        psim_memcpy(out + 8, &canary, 8);
+    }
 }
 
 void poolsim__guard_arm(const psim *ps, const psim_where *w, const psim_rec *r)

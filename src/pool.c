@@ -221,8 +221,9 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     }
     if (tagm == PSIM_TAG_BIG)
         return alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x9C, q.pool_type, n, 0);
-    if (verifier(ps) && !tag_well_formed(tagm)) /* 0x9D: Verifier only (§1.2) */
+    if (verifier(ps) && tagm != psim_atomic_load32(&ps->tag_ok) && !tag_well_formed(tagm)) /* 0x9D (§1.2) */
         return alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x9D, tag, q.pool_type, 0);
+    psim_atomic_store32(&ps->tag_ok, tagm); /* the last tag that passed: most calls repeat it */
     if (n == 0 && ps->opt.zero_size_check) /* §2.5 */
         return verifier(ps) ? alloc_violation(ps, &q, tag, rt, file, line, 0xC4, 0x00, irql, q.pool_type, 0)
                             : alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x00, 0, q.pool_type, tag);
@@ -244,13 +245,13 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
         return alloc_failed(ps, &q, tag, raise_status);
     }
 
-    uint32_t site = poolsim__site_get(ps, file, line, rt, tag);
     psim_where w;
     void *p = poolsim__block_alloc(ps, n, q.pool, q.cache, (rtf & RT_MM) != 0, &w);
     if (!p) {
         psim_atomic_sub(&ps->tot.bytes[q.pool], n);
         return alloc_failed(ps, &q, tag, raise_status);
     }
+    uint32_t site = poolsim__site_cached(ps, poolsim__shard(ps, w.page), file, line, rt, tag);
     psim_rec *r = w.rec;
     r->size = n;
     r->alloc_seq = psim_atomic_add(&ps->seq, 1);
@@ -526,9 +527,10 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     uint64_t n = r->size;
     uint32_t rtag = r->tag, site = r->alloc_site;
     r->free_seq = psim_atomic_add(&ps->seq, 1);
-    r->free_site = poolsim__site_get(ps, file, line, rt, rtag);
+    r->free_site = poolsim__site_cached(ps, poolsim__shard(ps, w.page), file, line, rt, rtag);
     r->free_rt = (uint8_t)rt;
     unsigned shard = w.page->shard;
+    psim_shard *sh = poolsim__shard(ps, w.page);
     poolsim__count_free(ps, shard, rtag, pool, site, n);
     if (quarantine(ps, &w))
         r->state = PSIM_QUARANTINED;
@@ -536,6 +538,7 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
         r->state = PSIM_RELEASED;
         poolsim__block_release(ps, &w);
     }
+    bool trim = sh->qcount > ps->opt.quarantine_blocks || sh->qbytes > ps->opt.quarantine_bytes;
     poolsim__unlock(ps, w.page);
     if (ps->opt.print_frees) {
         char t[5];
@@ -543,7 +546,8 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
         poolsim__outf("poolsim: free %p size %llu tag %s at %s:%d (%s)\n", p, (unsigned long long)n, t,
                       file ? file : "?", line, poolsim_routine_name(rt));
     }
-    poolsim__quarantine_trim(ps, shard, ps->opt.quarantine_bytes, ps->opt.quarantine_blocks, file, line, rt);
+    if (trim)
+        poolsim__quarantine_trim(ps, shard, ps->opt.quarantine_bytes, ps->opt.quarantine_blocks, file, line, rt);
 }
 
 void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext, uint32_t ext_count,
