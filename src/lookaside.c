@@ -56,23 +56,14 @@ enum { OP_INIT, OP_ALLOC, OP_FREE, OP_DELETE, OP_FLUSH };
 
 static uint64_t handle_check(const psim *ps, const poolsim_lookaside *l, uint32_t index)
 {
-    uint64_t x = ps->secret ^ ((uint64_t)(uintptr_t)l * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)index << 32 | 0x4C414Cu);
+    uint64_t x =
+        ps->secret ^ ((uint64_t)(uintptr_t)l * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)index << 32 | 0x4C414Cu);
     return x ? x : 1; /* never 0: zeroed memory is not a list */
 }
 
-static void report(psim *ps, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3, uintptr_t p4,
-                   const char *routine, const char *file, int line)
-{
-    poolsim_bugcheck bc;
-    poolsim__bc_make(&bc, code, p1, p2, p3, p4);
-    bc.site.file = file;
-    bc.site.line = line;
-    bc.site.routine = routine;
-    poolsim__bc_deliver(ps, &bc);
-}
-
 /* The record of a handle, or NULL (and C4/0xCB reported) when it does not check out. */
-static struct psim_lal *lal_of(psim *ps, poolsim_lookaside *l, unsigned op, unsigned kind, const char *file, int line)
+static struct psim_lal *lal_of(psim *ps, poolsim_lookaside *l, unsigned op, unsigned kind, const char *file,
+                               int line)
 {
     struct psim_lal *e = NULL;
     if (l) {
@@ -84,12 +75,14 @@ static struct psim_lal *lal_of(psim *ps, poolsim_lookaside *l, unsigned op, unsi
         poolsim__prim_lock_release(&ps->lal_lock);
     }
     if (!e)
-        report(ps, 0xC4, 0xCB, (uintptr_t)l, 0, 0, kind_names[kind < 3 ? kind : 0][op], file, line);
+        poolsim_bugcheck_raise(0xC4, 0xCB, (uintptr_t)l, 0, 0, file, line,
+                               kind_names[kind < 3 ? kind : 0][op]);
     return e;
 }
 
 /* §3: paged lists <= APC_LEVEL, the others <= DISPATCH_LEVEL; reported with the pool's codes. */
-static bool irql_ok(psim *ps, const struct psim_lal *e, unsigned op, uintptr_t what, const char *file, int line)
+static bool irql_ok(psim *ps, const struct psim_lal *e, unsigned op, uintptr_t what, const char *file,
+                    int line)
 {
     uint8_t irql = poolsim__prim_irql_get();
     bool paged = e->p.kind == POOLSIM_LOOKASIDE_PAGED || (e->alloc_type & PSIM_PT_PAGED);
@@ -97,9 +90,10 @@ static bool irql_ok(psim *ps, const struct psim_lal *e, unsigned op, uintptr_t w
         return true;
     bool verifier = ps->opt.family == POOLSIM_FAMILY_VERIFIER;
     unsigned long sub = op == OP_ALLOC ? (paged ? 0x01 : 0x02) : (paged ? 0x11 : 0x12);
-    verifier ? report(ps, 0xC4, sub, irql, (uintptr_t)e->alloc_type, what, kind_names[e->p.kind][op], file, line)
-             : report(ps, 0xC2, op == OP_ALLOC ? 0x08 : 0x09, irql, (uintptr_t)e->alloc_type, what,
-                      kind_names[e->p.kind][op], file, line);
+    verifier ? poolsim_bugcheck_raise(0xC4, sub, irql, (uintptr_t)e->alloc_type, what, file, line,
+                                      kind_names[e->p.kind][op])
+             : poolsim_bugcheck_raise(0xC2, op == OP_ALLOC ? 0x08 : 0x09, irql, (uintptr_t)e->alloc_type,
+                                      what, file, line, kind_names[e->p.kind][op]);
     return false;
 }
 
@@ -175,7 +169,7 @@ int32_t poolsim_lookaside_init(poolsim_lookaside *l, const poolsim_lookaside_par
         type |= p.flags & PSIM_PT_RAISE;
     }
     if (p.size < sizeof(void *)) { /* §3: LOOKASIDE_MINIMUM_BLOCK_SIZE */
-        report(ps, 0xC4, 0xCD, (uintptr_t)l, p.size, sizeof(void *), routine, file, line);
+        poolsim_bugcheck_raise(0xC4, 0xCD, (uintptr_t)l, p.size, sizeof(void *), file, line, routine);
         p.size = sizeof(void *);
     }
     p.depth = (uint16_t)(p.depth && p.depth < LAL_MAX_DEPTH ? p.depth : LAL_MAX_DEPTH);
@@ -193,7 +187,8 @@ int32_t poolsim_lookaside_init(poolsim_lookaside *l, const poolsim_lookaside_par
     struct psim_lal *e = NULL;
     if (!again) {
         if (!ps->lals)
-            ps->lals = (struct psim_lal **)poolsim__meta_alloc(ps, POOLSIM_LOOKASIDE_CAPACITY * sizeof(void *));
+            ps->lals =
+                (struct psim_lal **)poolsim__meta_alloc(ps, POOLSIM_LOOKASIDE_CAPACITY * sizeof(void *));
         for (slot = 0; ps->lals && slot < POOLSIM_LOOKASIDE_CAPACITY && ps->lals[slot]; slot++) {
         }
         if (ps->lals && slot < POOLSIM_LOOKASIDE_CAPACITY)
@@ -212,12 +207,12 @@ int32_t poolsim_lookaside_init(poolsim_lookaside *l, const poolsim_lookaside_par
     }
     poolsim__prim_lock_release(&ps->lal_lock);
     if (again) { /* §1.1 C4/0xCA; the list stays as it was */
-        report(ps, 0xC4, 0xCA, (uintptr_t)l, 0, 0, routine, file, line);
+        poolsim_bugcheck_raise(0xC4, 0xCA, (uintptr_t)l, 0, 0, file, line, routine);
         return 0;
     }
     if (!e) {
-        poolsim__outf("poolsim: %s:%d: %s: no room for more than %u live lookaside lists\n", file ? file : "?", line,
-                      routine, POOLSIM_LOOKASIDE_CAPACITY);
+        poolsim__outf("poolsim: %s:%d: %s: no room for more than %u live lookaside lists\n",
+                      file ? file : "?", line, routine, POOLSIM_LOOKASIDE_CAPACITY);
         return (int32_t)0xC000009Au; /* STATUS_INSUFFICIENT_RESOURCES */
     }
     if (in_pool)
@@ -225,7 +220,8 @@ int32_t poolsim_lookaside_init(poolsim_lookaside *l, const poolsim_lookaside_par
     return 0;
 }
 
-void *poolsim_lookaside_alloc(poolsim_lookaside *l, unsigned kind, int32_t *raise_status, const char *file, int line)
+void *poolsim_lookaside_alloc(poolsim_lookaside *l, unsigned kind, int32_t *raise_status, const char *file,
+                              int line)
 {
     psim *ps = poolsim__g;
     int32_t ignored;
@@ -273,9 +269,10 @@ void poolsim_lookaside_free(poolsim_lookaside *l, unsigned kind, void *entry, co
     poolsim__prim_lock_release(&e->lock);
     if (twice) { /* an entry freed to the list twice: a double free */
         bool verifier = ps->opt.family == POOLSIM_FAMILY_VERIFIER;
-        verifier ? report(ps, 0xC4, 0x13, 0, (uintptr_t)entry - PSIM_GRAN, 0, kind_names[e->p.kind][OP_FREE], file,
-                          line)
-                 : report(ps, 0xC2, 0x07, e->p.tag, 0, (uintptr_t)entry, kind_names[e->p.kind][OP_FREE], file, line);
+        verifier ? poolsim_bugcheck_raise(0xC4, 0x13, 0, (uintptr_t)entry - PSIM_GRAN, 0, file, line,
+                                          kind_names[e->p.kind][OP_FREE])
+                 : poolsim_bugcheck_raise(0xC2, 0x07, e->p.tag, 0, (uintptr_t)entry, file, line,
+                                          kind_names[e->p.kind][OP_FREE]);
         return;
     }
     if (!cached)
