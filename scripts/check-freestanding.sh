@@ -6,7 +6,10 @@
 # <stdbool.h> <stdarg.h> <limits.h>, poolsim's own public headers, MSVC's <intrin.h> (compiler intrinsics
 # for the WDK build) and quoted local headers are allowed. Step 2 compiles each core .c file for
 # x86_64-w64-mingw32 with -ffreestanding -nostdinc and only the compiler's own headers on the include path,
-# so any CRT or OS header fails to be found, with warnings as errors and a 1 KiB stack-frame limit.
+# so any CRT or OS header fails to be found, with warnings as errors and a 1 KiB stack-frame limit. Step 3
+# checks what the compiled core needs from outside: only the platform contract (poolsim__prim_*, src/prim/prim.h)
+# and memset/memcpy/memcmp/memmove, which every kernel exports, so it links with -nostdlib (the driver build,
+# scripts/check-driver.sh, links it into a .sys that way).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,4 +61,17 @@ if [ "$failed" -ne 0 ]; then
     echo "check-freestanding: FAILED: $failed of ${#core_c[@]} core files do not build freestanding" >&2
     exit 1
 fi
-echo "check-freestanding: ${#core_c[@]} core files build freestanding for x86_64-w64-mingw32"
+
+# ---- Step 3: what the core references -----------------------------------------------------------------------
+nm=x86_64-w64-mingw32-nm
+objs=("$tmp"/*.o)
+external=$(comm -23 <("$nm" -u "${objs[@]}" | awk 'NF == 2 { print $2 }' | sort -u) \
+    <("$nm" --defined-only "${objs[@]}" | awk 'NF == 3 { print $3 }' | sort -u))
+bad=$(grep -vxE 'poolsim__prim_[a-z_]+|memset|memcpy|memcmp|memmove' <<<"$external" || true)
+if [ -n "$bad" ]; then
+    echo "check-freestanding: FAILED: the core references symbols outside the platform contract:" >&2
+    echo "$bad" >&2
+    exit 1
+fi
+echo "check-freestanding: ${#core_c[@]} core files build freestanding for x86_64-w64-mingw32 and reference only" \
+    "$(grep -c '^poolsim__prim_' <<<"$external") poolsim__prim_* functions and $(grep -vc '^poolsim__prim_' <<<"$external") mem* functions"

@@ -3,7 +3,8 @@
 #
 # test.sh [--quick] [--no-windows] — the README's test command and CI's: installs the Debian packages it
 # needs when they are missing, then runs each stage in its own build directory (CMakePresets.json): gcc and
-# clang with warnings as errors, clang with ASan+UBSan, the freestanding check of the core, a consumer
+# clang with warnings as errors, clang with ASan+UBSan, the freestanding check of the core, the sample
+# driver built as a .sys with and without poolsim and checked (scripts/check-driver.sh), a consumer
 # project built against an install (CMake package and pkg-config), and the mingw-w64 cross build whose
 # tests run under Wine with a cmocka built from Debian's source. It stops at the first failure and ends
 # with one line: "poolsim: N passed, 0 failed". --quick runs the gcc stage only; --no-windows skips Wine.
@@ -68,6 +69,14 @@ if [ $quick -eq 0 ]; then
     printf '\n== freestanding: core built with -ffreestanding -nostdinc ==\n'
     ./scripts/check-freestanding.sh
     summary+=("$(printf '%-13s %10s  %4ds' freestanding ok $((SECONDS - start)))")
+
+    stage=driver
+    start=$SECONDS
+    printf '\n== driver: the sample .sys with poolsim and without (mingw-w64 kernel build, build/driver) ==\n'
+    cmake --preset driver
+    cmake --build --preset driver --parallel "$jobs"
+    ./scripts/check-driver.sh build/driver
+    summary+=("$(printf '%-13s %10s  %4ds' driver ok $((SECONDS - start)))")
 
     stage=consumer
     start=$SECONDS

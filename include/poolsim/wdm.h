@@ -153,11 +153,6 @@ extern "C" {
 #define DUMMYUNIONNAME
 #endif
 #endif
-#if defined(__GNUC__) || defined(__clang__)
-#define POOLSIM_WDM_EXTENSION_ __extension__ /* nameless members and ULONG64 bit-fields under -pedantic */
-#else
-#define POOLSIM_WDM_EXTENSION_
-#endif
 
 /* ---- Basic types: Windows sizes on every host ----------------------------- */
 
@@ -357,31 +352,6 @@ typedef enum _POOL_TYPE {
 /* The high bit of a tag: the block must be freed with ExFreePoolWithTag (§2.6). */
 #define PROTECTED_POOL 0x80000000
 
-/* ExAllocatePool2/3 flags (§2.2): the low 32 bits are required attributes,
- * the high 32 bits optional ones. */
-typedef ULONG64 POOL_FLAGS;
-#define POOL_FLAG_REQUIRED_START ((ULONG64)0x0000000000000001)
-#define POOL_FLAG_USE_QUOTA ((ULONG64)0x0000000000000001)
-#define POOL_FLAG_UNINITIALIZED ((ULONG64)0x0000000000000002)
-#define POOL_FLAG_SESSION ((ULONG64)0x0000000000000004)
-#define POOL_FLAG_CACHE_ALIGNED ((ULONG64)0x0000000000000008)
-#define POOL_FLAG_RESERVED1 ((ULONG64)0x0000000000000010)
-#define POOL_FLAG_RAISE_ON_FAILURE ((ULONG64)0x0000000000000020)
-#define POOL_FLAG_NON_PAGED ((ULONG64)0x0000000000000040)
-#define POOL_FLAG_NON_PAGED_EXECUTE ((ULONG64)0x0000000000000080)
-#define POOL_FLAG_PAGED ((ULONG64)0x0000000000000100)
-#define POOL_FLAG_RESERVED2 ((ULONG64)0x0000000000000200)
-#define POOL_FLAG_RESERVED3 ((ULONG64)0x0000000000000400)
-#define POOL_FLAG_LAST_KNOWN_REQUIRED POOL_FLAG_RESERVED3
-#define POOL_FLAG_REQUIRED_END ((ULONG64)0x0000000080000000)
-#define POOL_FLAG_OPTIONAL_START ((ULONG64)0x0000000100000000)
-#define POOL_FLAG_SPECIAL_POOL ((ULONG64)0x0000000100000000)
-#define POOL_FLAG_OPTIONAL_END ((ULONG64)0x8000000000000000)
-#define POOL_FLAG_REQUIRED_MASK ((ULONG64)0x00000000FFFFFFFF)
-/* Required bits with no meaning yet: a request with any of them fails. */
-#define POOL_FLAG_UNUSED_REQUIRED_BITS                                                                       \
-    (POOL_FLAG_REQUIRED_MASK & ~(POOL_FLAG_LAST_KNOWN_REQUIRED | (POOL_FLAG_LAST_KNOWN_REQUIRED - 1)))
-
 /* §2.3: bit 0x8 selects a special-pool placement, bit 0x1 underrun. */
 typedef enum _EX_POOL_PRIORITY {
     LowPoolPriority = 0,
@@ -395,53 +365,7 @@ typedef enum _EX_POOL_PRIORITY {
     HighPoolPrioritySpecialPoolUnderrun = 41
 } EX_POOL_PRIORITY;
 
-typedef enum POOL_EXTENDED_PARAMETER_TYPE {
-    PoolExtendedParameterInvalidType = 0,
-    PoolExtendedParameterPriority = 1,
-    PoolExtendedParameterSecurePool = 2,
-    PoolExtendedParameterNumaNode = 3,
-    PoolExtendedParameterMax = 4
-} POOL_EXTENDED_PARAMETER_TYPE,
-    *PPOOL_EXTENDED_PARAMETER_TYPE;
-
-#define POOL_EXTENDED_PARAMETER_TYPE_BITS 8
-#define POOL_EXTENDED_PARAMETER_REQUIRED_FIELD_BITS 1
-#define POOL_EXTENDED_PARAMETER_RESERVED_BITS                                                                \
-    (64 - POOL_EXTENDED_PARAMETER_TYPE_BITS - POOL_EXTENDED_PARAMETER_REQUIRED_FIELD_BITS)
-
-#define SECURE_POOL_FLAGS_NONE 0x0
-#define SECURE_POOL_FLAGS_FREEABLE 0x1
-#define SECURE_POOL_FLAGS_MODIFIABLE 0x2
-
-typedef struct _POOL_EXTENDED_PARAMS_SECURE_POOL {
-    HANDLE SecurePoolHandle;
-    PVOID Buffer;
-    ULONG_PTR Cookie;
-    ULONG SecurePoolFlags;
-} POOL_EXTENDED_PARAMS_SECURE_POOL;
-
-/* A NUMA node number; MM_ANY_NODE_OK allows a fallback to other nodes. */
-typedef ULONG POOL_NODE_REQUIREMENT;
-#define MM_ANY_NODE_OK 0x80000000
-
-/* One ExAllocatePool3 / ExFreePool2 parameter: the WDK layout, 16 bytes, the
- * same bits as poolsim_ext_param (Type in bits 0-7, Optional in bit 8). With
- * an Optional of 0 an unknown Type makes the allocation fail (§2.3). */
-POOLSIM_WDM_EXTENSION_ typedef struct DECLSPEC_ALIGN(8) _POOL_EXTENDED_PARAMETER {
-    POOLSIM_WDM_EXTENSION_ struct {
-        ULONG64 Type : POOL_EXTENDED_PARAMETER_TYPE_BITS;
-        ULONG64 Optional : POOL_EXTENDED_PARAMETER_REQUIRED_FIELD_BITS;
-        ULONG64 Reserved : POOL_EXTENDED_PARAMETER_RESERVED_BITS;
-    } DUMMYSTRUCTNAME;
-    POOLSIM_WDM_EXTENSION_ union {
-        ULONG64 Reserved2;
-        PVOID Reserved3;
-        EX_POOL_PRIORITY Priority;
-        POOL_EXTENDED_PARAMS_SECURE_POOL *SecurePoolParams;
-        POOL_NODE_REQUIREMENT PreferredNode;
-    } DUMMYUNIONNAME;
-} POOL_EXTENDED_PARAMETER, *PPOOL_EXTENDED_PARAMETER;
-typedef const POOL_EXTENDED_PARAMETER *PCPOOL_EXTENDED_PARAMETER;
+#include <poolsim/pool2.h>
 
 typedef char
     poolsim_wdm_check_ext_param_[sizeof(POOL_EXTENDED_PARAMETER) == sizeof(poolsim_ext_param) ? 1 : -1];
@@ -607,53 +531,10 @@ POOLSIM_API VOID poolsim_wdm_free(poolsim_routine Routine, PVOID P, ULONG Tag,
 POOLSIM_API SIZE_T poolsim_wdm_query_size(PVOID PoolBlock, PBOOLEAN QuotaCharged, const char *File, int Line);
 
 #ifndef POOLSIM_NO_SITE_MACROS
-#define ExAllocatePool(PoolType, NumberOfBytes)                                                              \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL, (ULONG64)(PoolType), (NumberOfBytes), 0, 0, NULL, 0,      \
-                      __FILE__, __LINE__)
-#define ExAllocatePoolWithTag(PoolType, NumberOfBytes, Tag)                                                  \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, (ULONG64)(PoolType), (NumberOfBytes), (Tag), 0,  \
-                      NULL, 0, __FILE__, __LINE__)
-#define ExAllocatePoolWithQuota(PoolType, NumberOfBytes)                                                     \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_QUOTA, (ULONG64)(PoolType), (NumberOfBytes), 0, 0,    \
-                      NULL, 0, __FILE__, __LINE__)
-#define ExAllocatePoolWithQuotaTag(PoolType, NumberOfBytes, Tag)                                             \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_QUOTA_TAG, (ULONG64)(PoolType), (NumberOfBytes),      \
-                      (Tag), 0, NULL, 0, __FILE__, __LINE__)
-#define ExAllocatePoolWithTagPriority(PoolType, NumberOfBytes, Tag, Priority)                                \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG_PRIORITY, (ULONG64)(PoolType), (NumberOfBytes),   \
-                      (Tag), (ULONG)(Priority), NULL, 0, __FILE__, __LINE__)
-#define ExAllocatePool2(Flags, NumberOfBytes, Tag)                                                           \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL2, (ULONG64)(Flags), (NumberOfBytes), (Tag), 0, NULL, 0,    \
-                      __FILE__, __LINE__)
-#define ExAllocatePool3(Flags, NumberOfBytes, Tag, ExtendedParameters, ExtendedParametersCount)              \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL3, (ULONG64)(Flags), (NumberOfBytes), (Tag), 0,             \
-                      (ExtendedParameters), (ExtendedParametersCount), __FILE__, __LINE__)
-#define ExAllocatePoolZero(PoolType, NumberOfBytes, Tag)                                                     \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_ZERO, (ULONG64)(PoolType), (NumberOfBytes), (Tag), 0,      \
-                      NULL, 0, __FILE__, __LINE__)
-#define ExAllocatePoolQuotaZero(PoolType, NumberOfBytes, Tag)                                                \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_QUOTA_ZERO, (ULONG64)(PoolType), (NumberOfBytes), (Tag),   \
-                      0, NULL, 0, __FILE__, __LINE__)
-#define ExAllocatePoolPriorityZero(PoolType, NumberOfBytes, Tag, Priority)                                   \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_PRIORITY_ZERO, (ULONG64)(PoolType), (NumberOfBytes),       \
-                      (Tag), (ULONG)(Priority), NULL, 0, __FILE__, __LINE__)
-#define ExAllocatePoolUninitialized(PoolType, NumberOfBytes, Tag)                                            \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_UNINITIALIZED, (ULONG64)(PoolType), (NumberOfBytes),       \
-                      (Tag), 0, NULL, 0, __FILE__, __LINE__)
-#define ExAllocatePoolQuotaUninitialized(PoolType, NumberOfBytes, Tag)                                       \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_QUOTA_UNINITIALIZED, (ULONG64)(PoolType), (NumberOfBytes), \
-                      (Tag), 0, NULL, 0, __FILE__, __LINE__)
-#define ExAllocatePoolPriorityUninitialized(PoolType, NumberOfBytes, Tag, Priority)                          \
-    poolsim_wdm_alloc(POOLSIM_RT_EX_ALLOCATE_POOL_PRIORITY_UNINITIALIZED, (ULONG64)(PoolType),               \
-                      (NumberOfBytes), (Tag), (ULONG)(Priority), NULL, 0, __FILE__, __LINE__)
-#define ExFreePool(P) poolsim_wdm_free(POOLSIM_RT_EX_FREE_POOL, (P), 0, NULL, 0, __FILE__, __LINE__)
-#define ExFreePoolWithTag(P, Tag)                                                                            \
-    poolsim_wdm_free(POOLSIM_RT_EX_FREE_POOL_WITH_TAG, (P), (Tag), NULL, 0, __FILE__, __LINE__)
-#define ExFreePool2(P, Tag, ExtendedParameters, ExtendedParametersCount)                                     \
-    poolsim_wdm_free(POOLSIM_RT_EX_FREE_POOL2, (P), (Tag), (ExtendedParameters), (ExtendedParametersCount),  \
-                     __FILE__, __LINE__)
-#define ExQueryPoolBlockSize(PoolBlock, QuotaCharged)                                                        \
-    poolsim_wdm_query_size((PoolBlock), (QuotaCharged), __FILE__, __LINE__)
+#define POOLSIM_POOL_ALLOC_ poolsim_wdm_alloc
+#define POOLSIM_POOL_FREE_ poolsim_wdm_free
+#define POOLSIM_POOL_SIZE_ poolsim_wdm_query_size
+#include <poolsim/pool_macros.h>
 #endif /* POOLSIM_NO_SITE_MACROS */
 
 /* ---- Mm allocators: tracked like pool (Track did too) ----------------------- */
