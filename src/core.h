@@ -420,6 +420,8 @@ static inline bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint
 void poolsim__fault_trace(psim *ps, bool on);
 size_t poolsim__fault_traced(psim *ps, poolsim_site *out, size_t max);
 
+/* pool.c: the line every routine prints when called with no instance. */
+void poolsim__not_initialised(const char *routine, const char *file, int line);
 /* pool.c, for the lookaside lists */
 bool poolsim__pool_type_valid(uint64_t pool_type);
 /* True when a is the start of a live block; otherwise builds the bug check a

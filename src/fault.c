@@ -47,7 +47,7 @@ static void configure(psim *ps, const poolsim_fault_config *cfg)
         f->tags[k] = '\0';
     }
     f->delay_allocs = cfg ? cfg->delay_allocs : 0;
-    f->delay_ns = cfg ? cfg->delay_ms * 1000000u : 0;
+    f->delay_ns = !cfg ? 0 : cfg->delay_ms > UINT64_MAX / 1000000u ? UINT64_MAX : cfg->delay_ms * 1000000u;
     f->start_ns = poolsim__prim_now_ns();
     f->seed = cfg ? cfg->seed : 0;
     f->nth = cfg ? cfg->nth : 0;
@@ -82,6 +82,9 @@ void poolsim_fault_configure(const poolsim_fault_config *cfg)
 {
     if (poolsim__g)
         configure(poolsim__g, cfg);
+    else
+        poolsim__outf("poolsim: poolsim_fault_configure called while poolsim is not initialised (poolsim_init); "
+                      "the call does nothing\n");
 }
 
 static void trace_add(psim_fault *f, const char *file, int line, const char *routine)

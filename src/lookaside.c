@@ -54,6 +54,8 @@ static const char *const kind_names[3][5] = {
 
 enum { OP_INIT, OP_ALLOC, OP_FREE, OP_DELETE, OP_FLUSH };
 
+static const char *routine_of(unsigned kind, unsigned op) { return kind_names[kind < 3 ? kind : 0][op]; }
+
 static uint64_t handle_check(const psim *ps, const poolsim_lookaside *l, uint32_t index)
 {
     uint64_t x =
@@ -76,7 +78,7 @@ static struct psim_lal *lal_of(psim *ps, poolsim_lookaside *l, unsigned op, unsi
     }
     if (!e)
         poolsim_bugcheck_raise(0xC4, 0xCB, (uintptr_t)l, 0, 0, file, line,
-                               kind_names[kind < 3 ? kind : 0][op]);
+                               routine_of(kind, op));
     return e;
 }
 
@@ -228,8 +230,10 @@ void *poolsim_lookaside_alloc(poolsim_lookaside *l, unsigned kind, int32_t *rais
     if (!raise_status)
         raise_status = &ignored;
     *raise_status = 0;
-    if (!ps)
+    if (!ps) {
+        poolsim__not_initialised(routine_of(kind, OP_ALLOC), file, line);
         return NULL;
+    }
     struct psim_lal *e = lal_of(ps, l, OP_ALLOC, kind, file, line);
     if (!e || !irql_ok(ps, e, OP_ALLOC, e->p.size, file, line))
         return NULL;
@@ -244,15 +248,17 @@ void *poolsim_lookaside_alloc(poolsim_lookaside *l, unsigned kind, int32_t *rais
 void poolsim_lookaside_free(poolsim_lookaside *l, unsigned kind, void *entry, const char *file, int line)
 {
     psim *ps = poolsim__g;
-    if (!ps)
+    if (!ps) {
+        poolsim__not_initialised(routine_of(kind, OP_FREE), file, line);
         return;
+    }
     struct psim_lal *e = lal_of(ps, l, OP_FREE, kind, file, line);
     if (!e || !irql_ok(ps, e, OP_FREE, (uintptr_t)entry, file, line))
         return;
     /* Entries the pool made must be live blocks: a bad or twice-freed entry is
      * reported like a bad pool free instead of poisoning the list. */
     poolsim_bugcheck bc;
-    if (!e->p.allocate && !poolsim__check_live(ps, (uintptr_t)entry, &bc)) {
+    if ((!e->p.allocate || !entry) && !poolsim__check_live(ps, (uintptr_t)entry, &bc)) {
         poolsim__bc_site(&bc, file, line, POOLSIM_RT_EX_FREE_TO_LOOKASIDE_LIST);
         bc.site.routine = kind_names[e->p.kind][OP_FREE];
         poolsim__bc_deliver(ps, &bc);
@@ -282,6 +288,8 @@ void poolsim_lookaside_free(poolsim_lookaside *l, unsigned kind, void *entry, co
 void poolsim_lookaside_flush(poolsim_lookaside *l, unsigned kind, const char *file, int line)
 {
     psim *ps = poolsim__g;
+    if (!ps)
+        poolsim__not_initialised(routine_of(kind, OP_FLUSH), file, line);
     struct psim_lal *e = ps ? lal_of(ps, l, OP_FLUSH, kind, file, line) : NULL;
     if (e)
         drain(e, file, line);
@@ -290,6 +298,8 @@ void poolsim_lookaside_flush(poolsim_lookaside *l, unsigned kind, const char *fi
 void poolsim_lookaside_delete(poolsim_lookaside *l, unsigned kind, const char *file, int line)
 {
     psim *ps = poolsim__g;
+    if (!ps)
+        poolsim__not_initialised(routine_of(kind, OP_DELETE), file, line);
     struct psim_lal *e = ps ? lal_of(ps, l, OP_DELETE, kind, file, line) : NULL;
     if (!e)
         return;

@@ -70,11 +70,16 @@ const char *poolsim_routine_name(poolsim_routine rt)
 
 static bool verifier(const psim *ps) { return ps->opt.family == POOLSIM_FAMILY_VERIFIER; }
 
-static void not_initialized(poolsim_routine rt, const char *file, int line)
+void poolsim__not_initialised(const char *routine, const char *file, int line)
 {
     poolsim__outf("poolsim: %s called at %s:%d while poolsim is not initialised (poolsim_init); "
                   "the call does nothing\n",
-                  poolsim_routine_name(rt), file ? file : "?", line);
+                  routine, file ? file : "?", line);
+}
+
+static void not_initialized(poolsim_routine rt, const char *file, int line)
+{
+    poolsim__not_initialised(poolsim_routine_name(rt), file, line);
 }
 
 /* ---- Decoding a request (§2.1, §2.2, §2.4) -------------------------------- */
@@ -335,10 +340,10 @@ static bool lookup_block(psim *ps, uintptr_t a, psim_where *w, poolsim_bugcheck 
     }
     /* Not the start of a block poolsim handed out. */
     bool interior = located && w->rec->state == PSIM_LIVE;
-    if (interior)
+    if (interior && for_free)
         verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x13E, a, w->user, 0)
                      : poolsim__bc_make(bc, 0xC2, 0x99, a, 0, 0);
-    else if (for_free)
+    else if (for_free && !interior)
         verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x10, a, 0, 0) : poolsim__bc_make(bc, 0xC2, 0x46, a, 0, 0);
     else
         verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x16, 0, a, 0) : poolsim__bc_make(bc, 0xC2, 0x99, a, 0, 0);
@@ -468,7 +473,8 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     uintptr_t a = (uintptr_t)p;
     poolsim_bugcheck bc;
     psim_where w;
-    if (ext_count || ext) {
+    (void)ext; /* poolsim has no secure pools: any extended parameter is one it cannot honour */
+    if (ext_count) { /* with a count of 0 the parameters are not read, as for ordinary blocks */
         /* ExFreePool2 bug checks on extended parameters it cannot honour (§2.4);
          * poolsim has no secure pools, so every extended parameter is one. The
          * page gives no subcode: poolsim uses "bad parameters" (C4/0x16, C2/0x99). */
@@ -582,7 +588,7 @@ size_t poolsim_pool_block_size(const void *p, bool *quota_charged, const char *f
     psim_where w;
     poolsim_bugcheck bc;
     bool ok = lookup_block(ps, (uintptr_t)p, &w, &bc, false);
-    if (ok && w.rec->state != PSIM_LIVE) { /* a freed block */
+    if (ok && (w.rec->state != PSIM_LIVE || allocator_of(w.rec))) { /* a freed block, or Mm memory */
         verifier(ps) ? poolsim__bc_make(&bc, 0xC4, 0x16, 0, (uintptr_t)p, 0)
                      : poolsim__bc_make(&bc, 0xC2, 0x99, (uintptr_t)p, 0, 0);
         poolsim__bc_block(ps, &bc, &w, w.rec);

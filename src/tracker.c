@@ -54,7 +54,9 @@ psim_page *poolsim__page_of(const psim *ps, uintptr_t addr)
     void **leaf = (void **)psim_atomic_load_ptr(&l2[(pn >> PSIM_RADIX_BITS) & (PSIM_RADIX_FAN - 1)]);
     if (!leaf)
         return NULL;
-    return (psim_page *)psim_atomic_load_ptr(&leaf[pn & (PSIM_RADIX_FAN - 1)]);
+    psim_page *pg = (psim_page *)psim_atomic_load_ptr(&leaf[pn & (PSIM_RADIX_FAN - 1)]);
+    /* The map keys on address bits 12-47: an address that differs above them is not this page. */
+    return pg && pg->base == (addr & ~(uintptr_t)(PSIM_PAGE - 1)) ? pg : NULL;
 }
 
 /* Returns the radix slot of a page, creating nodes. Caller holds map_lock. */
