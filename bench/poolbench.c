@@ -11,8 +11,16 @@
  *   +sites      and file:line call-site capture (the default configuration
  *               without quarantine)
  *   +quarantine and the double-free quarantine (poolsim's defaults)
- * Output: a table (ns per operation, ratio to malloc, poolsim bytes per live
- * block) and, with --json FILE, the same as JSON. See bench/README.md.
+ * The IRQL workloads (irql, spinlock) have modes of their own, baseline first:
+ *   bare-lock   an uncontended atomic-exchange spin lock: acquire + release
+ *   os-mutex    the platform's mutex: pthread_mutex (POSIX), SRW lock (Windows)
+ *   poolsim     the simulated IRQL and spin locks (force_irql off)
+ *   +forceirql  Force IRQL checking on, one paged chunk: every raise from
+ *               PASSIVE_LEVEL protects it and every lower lifts the protection
+ *   +fi-held    the same while another thread stays at DISPATCH_LEVEL, so the
+ *               protection stays applied and a raise only counts itself
+ * Output: a table (ns per operation, ratio to the first mode, poolsim bytes
+ * per live block) and, with --json FILE, the same as JSON. See bench/README.md.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <poolsim/wdm.h>
@@ -21,23 +29,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifndef _WIN32
+#include <pthread.h>
+#endif
 
 #define TAG 'hcnB'
 
 /* ---- Allocators --------------------------------------------------------- */
+
+/* What a mode runs on. */
+#define K_MALLOC 0 /* the C library */
+#define K_POOL 1   /* poolsim */
+#define K_BARE 2   /* a bare atomic-exchange spin lock */
+#define K_OSMUTEX 3 /* pthread_mutex / SRW lock */
 
 typedef struct mode {
     const char *name;
     bool pool;
     uint32_t guards, sites;
     uint64_t quarantine;
+    int kind;
+    uint32_t force_irql; /* K_POOL: Force IRQL checking, with one paged block allocated */
+    bool held;           /* and another thread at DISPATCH_LEVEL for the whole run */
 } mode;
 
 static const mode modes[] = {
-    {"malloc", false, 0, 0, 0}, {"tags", true, 0, 0, 0},        {"+guards", true, 1, 0, 0},
-    {"+sites", true, 1, 1, 0},  {"+quarantine", true, 1, 1, 1},
+    {"malloc", false, 0, 0, 0, K_MALLOC, 0, false},  {"tags", true, 0, 0, 0, K_POOL, 0, false},
+    {"+guards", true, 1, 0, 0, K_POOL, 0, false},    {"+sites", true, 1, 1, 0, K_POOL, 0, false},
+    {"+quarantine", true, 1, 1, 1, K_POOL, 0, false},
 };
 #define NMODES (sizeof modes / sizeof modes[0])
+
+static const mode lock_modes[] = {
+    {"bare-lock", false, 0, 0, 0, K_BARE, 0, false}, {"os-mutex", false, 0, 0, 0, K_OSMUTEX, 0, false},
+    {"poolsim", true, 1, 1, 1, K_POOL, 0, false},    {"+forceirql", true, 1, 1, 1, K_POOL, 1, false},
+    {"+fi-held", true, 1, 1, 1, K_POOL, 1, true},
+};
+#define NLOCK_MODES (sizeof lock_modes / sizeof lock_modes[0])
 
 static const mode *cur;
 
@@ -75,9 +103,16 @@ typedef struct result {
 static size_t g_ops = 2000000;
 
 #ifdef _WIN32
-/* <windows.h> cannot be mixed with <wdm.h> (as in a driver): declare the two calls. */
+/* <windows.h> cannot be mixed with <wdm.h> (as in a driver): declare the calls. */
 __declspec(dllimport) int __stdcall QueryPerformanceCounter(long long *count);
 __declspec(dllimport) int __stdcall QueryPerformanceFrequency(long long *frequency);
+__declspec(dllimport) void __stdcall AcquireSRWLockExclusive(void **lock);
+__declspec(dllimport) void __stdcall ReleaseSRWLockExclusive(void **lock);
+__declspec(dllimport) void *__stdcall CreateThread(void *, size_t, unsigned long(__stdcall *)(void *), void *,
+                                                   unsigned long, unsigned long *);
+__declspec(dllimport) unsigned long __stdcall WaitForSingleObject(void *, unsigned long);
+__declspec(dllimport) int __stdcall CloseHandle(void *);
+__declspec(dllimport) void __stdcall Sleep(unsigned long);
 #endif
 
 static double now_ns(void)
@@ -148,16 +183,121 @@ static void wl_big(result *r)
     g_ops = ops;
 }
 
+/* ---- IRQL workloads: one op is a pair, on the mode's lock -------------------- */
+
+static uintptr_t g_bare; /* the bare lock's word */
+#ifdef _WIN32
+static void *g_srw;
+#else
+static pthread_mutex_t g_mutex = PTHREAD_MUTEX_INITIALIZER;
+#endif
+
+static inline void bare_acquire(void)
+{
+    while (__atomic_exchange_n(&g_bare, 1, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&g_bare, __ATOMIC_RELAXED))
+            ;
+}
+static inline void bare_release(void) { __atomic_store_n(&g_bare, 0, __ATOMIC_RELEASE); }
+
+/* The baselines the IRQL workloads compare against: an uncontended lock pair. */
+static bool lock_baseline(result *r)
+{
+    double t0;
+    if (cur->kind == K_BARE) {
+        t0 = now_ns();
+        for (size_t i = 0; i < g_ops; i++) {
+            bare_acquire();
+            bare_release();
+        }
+    } else if (cur->kind == K_OSMUTEX) {
+        t0 = now_ns();
+        for (size_t i = 0; i < g_ops; i++) {
+#ifdef _WIN32
+            AcquireSRWLockExclusive(&g_srw);
+            ReleaseSRWLockExclusive(&g_srw);
+#else
+            pthread_mutex_lock(&g_mutex);
+            pthread_mutex_unlock(&g_mutex);
+#endif
+        }
+    } else {
+        return false;
+    }
+    r->ns_per_op = (now_ns() - t0) / (double)g_ops;
+    return true;
+}
+
+/* irql: KeRaiseIrql(DISPATCH_LEVEL) + KeLowerIrql from PASSIVE_LEVEL. */
+static void wl_irql(result *r)
+{
+    if (lock_baseline(r))
+        return;
+    double t0 = now_ns();
+    for (size_t i = 0; i < g_ops; i++) {
+        KIRQL old;
+        KeRaiseIrql(DISPATCH_LEVEL, &old);
+        KeLowerIrql(old);
+    }
+    r->ns_per_op = (now_ns() - t0) / (double)g_ops;
+}
+
+/* spinlock: KeAcquireSpinLock + KeReleaseSpinLock from PASSIVE_LEVEL, uncontended. */
+static void wl_spinlock(result *r)
+{
+    if (lock_baseline(r))
+        return;
+    KSPIN_LOCK lock;
+    KeInitializeSpinLock(&lock);
+    double t0 = now_ns();
+    for (size_t i = 0; i < g_ops; i++) {
+        KIRQL old;
+        KeAcquireSpinLock(&lock, &old);
+        KeReleaseSpinLock(&lock, old);
+    }
+    r->ns_per_op = (now_ns() - t0) / (double)g_ops;
+}
+
+/* +fi-held: a thread that sits at DISPATCH_LEVEL while the workload runs. */
+static int g_held_state; /* 1: raised; 2: stop */
+
+#ifdef _WIN32
+static unsigned long __stdcall held_thread(void *arg)
+#else
+static void *held_thread(void *arg)
+#endif
+{
+    KIRQL old;
+    (void)arg;
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    __atomic_store_n(&g_held_state, 1, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&g_held_state, __ATOMIC_ACQUIRE) != 2) {
+#ifdef _WIN32
+        Sleep(1);
+#else
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+#endif
+    }
+    KeLowerIrql(old);
+    return 0;
+}
+
 typedef struct workload {
     const char *name;
     const char *what;
     void (*run)(result *r);
+    const mode *modes; /* the first is the baseline */
+    size_t nmodes;
 } workload;
 
 static const workload workloads[] = {
-    {"pair64", "ExAllocatePoolWithTag(64) + ExFreePoolWithTag", wl_pair64},
-    {"live10k", "10k live blocks of 16..4096 B, one replaced at random per op", wl_live10k},
-    {"big", "1000 live blocks of 16 B..64 KiB, one replaced per op", wl_big},
+    {"pair64", "ExAllocatePoolWithTag(64) + ExFreePoolWithTag", wl_pair64, modes, NMODES},
+    {"live10k", "10k live blocks of 16..4096 B, one replaced at random per op", wl_live10k, modes, NMODES},
+    {"big", "1000 live blocks of 16 B..64 KiB, one replaced per op", wl_big, modes, NMODES},
+    {"irql", "KeRaiseIrql(DISPATCH_LEVEL) + KeLowerIrql from PASSIVE_LEVEL", wl_irql, lock_modes, NLOCK_MODES},
+    {"spinlock", "KeAcquireSpinLock + KeReleaseSpinLock from PASSIVE_LEVEL, uncontended", wl_spinlock, lock_modes,
+     NLOCK_MODES},
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
@@ -177,10 +317,39 @@ static bool run_mode(const workload *w, const mode *m, int runs, result *best)
             o.fill_uninit = 0; /* malloc does not fill either */
             o.quarantine_bytes = m->quarantine ? o.quarantine_bytes : 0;
             o.nonpaged_limit = 0;
+            o.force_irql = m->force_irql;
             if (poolsim_init(&o) != POOLSIM_OK)
                 return false;
         }
+        /* Force IRQL checking protects paged pool: give it one chunk to protect. */
+        void *paged = m->force_irql ? ExAllocatePoolWithTag(PagedPool, 64, TAG) : NULL;
+#ifdef _WIN32
+        void *held = NULL;
+#else
+        pthread_t held;
+#endif
+        if (m->held) {
+            __atomic_store_n(&g_held_state, 0, __ATOMIC_RELEASE);
+#ifdef _WIN32
+            held = CreateThread(NULL, 0, held_thread, NULL, 0, NULL);
+#else
+            pthread_create(&held, NULL, held_thread, NULL);
+#endif
+            while (__atomic_load_n(&g_held_state, __ATOMIC_ACQUIRE) != 1)
+                ;
+        }
         w->run(&r);
+        if (m->held) {
+            __atomic_store_n(&g_held_state, 2, __ATOMIC_RELEASE);
+#ifdef _WIN32
+            WaitForSingleObject(held, 0xFFFFFFFFu);
+            CloseHandle(held);
+#else
+            pthread_join(held, NULL);
+#endif
+        }
+        if (paged)
+            ExFreePoolWithTag(paged, TAG);
         if (m->pool && poolsim_shutdown() != 0)
             return false;
         if (i == 0 || r.ns_per_op < best->ns_per_op)
@@ -237,23 +406,24 @@ int main(int argc, char **argv)
         if (any && !selected[k])
             continue;
         double base = 0;
-        for (size_t m = 0; m < NMODES; m++) {
+        for (size_t m = 0; m < workloads[k].nmodes; m++) {
+            const mode *md = &workloads[k].modes[m];
             result r;
-            if (m > 0 && only_mode && strcmp(only_mode, modes[m].name))
-                continue; /* the malloc baseline always runs */
-            if (!run_mode(&workloads[k], &modes[m], runs, &r)) {
-                fprintf(stderr, "poolbench: %s/%s failed\n", workloads[k].name, modes[m].name);
+            if (m > 0 && only_mode && strcmp(only_mode, md->name))
+                continue; /* the baseline (the first mode) always runs */
+            if (!run_mode(&workloads[k], md, runs, &r)) {
+                fprintf(stderr, "poolbench: %s/%s failed\n", workloads[k].name, md->name);
                 return 1;
             }
             if (m == 0)
                 base = r.ns_per_op;
-            printf("%-10s %-12s %10.1f %7.2fx %12.1f %12.1f\n", workloads[k].name, modes[m].name, r.ns_per_op,
+            printf("%-10s %-12s %10.1f %7.2fx %12.1f %12.1f\n", workloads[k].name, md->name, r.ns_per_op,
                    r.ns_per_op / base, r.meta_per_block, r.arena_per_block);
             if (js)
                 fprintf(js,
                         "%s{\"workload\":\"%s\",\"mode\":\"%s\",\"ns_per_op\":%.2f,\"ratio\":%.3f,"
                         "\"meta_bytes_per_block\":%.1f,\"page_bytes_per_block\":%.1f}",
-                        first ? "" : ",", workloads[k].name, modes[m].name, r.ns_per_op, r.ns_per_op / base,
+                        first ? "" : ",", workloads[k].name, md->name, r.ns_per_op, r.ns_per_op / base,
                         r.meta_per_block, r.arena_per_block);
             first = false;
         }

@@ -35,6 +35,39 @@ static inline void psim_atomic_store32(uint32_t *p, uint32_t v) { __atomic_store
 static inline void *psim_atomic_load_ptr(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void psim_atomic_store_ptr(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
+/* Lock words (irql.c: KSPIN_LOCK, a FAST_MUTEX's owner): a successful CAS
+ * acquires, the store that frees the word releases. */
+static inline uintptr_t psim_word_load(const uintptr_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline bool psim_word_cas(uintptr_t *p, uintptr_t *expected, uintptr_t desired)
+{
+    return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+static inline void psim_word_release(uintptr_t *p, uintptr_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/* Adds v (may be negative) and returns the new value; a full barrier. */
+static inline uintptr_t psim_word_add(uintptr_t *p, intptr_t v)
+{
+    return __atomic_add_fetch(p, (uintptr_t)v, __ATOMIC_ACQ_REL);
+}
+static inline bool psim_word_cas_full(uintptr_t *p, uintptr_t *expected, uintptr_t desired)
+{
+    return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+static inline void *psim_ptr_load(void *const *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline bool psim_ptr_cas(void **p, void **expected, void *desired)
+{
+    return __atomic_compare_exchange_n(p, expected, desired, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+static inline void psim_ptr_release(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/* A spin-wait hint to the processor. */
+static inline void psim_cpu_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #elif defined(_MSC_VER)
 
 #include <intrin.h>
@@ -80,6 +113,49 @@ static inline void *psim_atomic_load_ptr(void *const *p)
 static inline void psim_atomic_store_ptr(void **p, void *v)
 {
     _InterlockedExchangePointer((void *volatile *)p, v);
+}
+static inline uintptr_t psim_word_load(const uintptr_t *p) { return *(const volatile uintptr_t *)p; }
+static inline bool psim_word_cas(uintptr_t *p, uintptr_t *expected, uintptr_t desired)
+{
+    void *old = _InterlockedCompareExchangePointer((void *volatile *)p, (void *)desired, (void *)*expected);
+    if ((uintptr_t)old == *expected)
+        return true;
+    *expected = (uintptr_t)old;
+    return false;
+}
+static inline bool psim_word_cas_full(uintptr_t *p, uintptr_t *expected, uintptr_t desired)
+{
+    return psim_word_cas(p, expected, desired);
+}
+static inline void psim_word_release(uintptr_t *p, uintptr_t v)
+{
+    _InterlockedExchangePointer((void *volatile *)p, (void *)v);
+}
+static inline uintptr_t psim_word_add(uintptr_t *p, intptr_t v)
+{
+#if defined(_WIN64)
+    return (uintptr_t)_InterlockedExchangeAdd64((volatile __int64 *)p, (__int64)v) + (uintptr_t)v;
+#else
+    return (uintptr_t)_InterlockedExchangeAdd((volatile long *)p, (long)v) + (uintptr_t)v;
+#endif
+}
+static inline void *psim_ptr_load(void *const *p) { return *(void *const volatile *)p; }
+static inline bool psim_ptr_cas(void **p, void **expected, void *desired)
+{
+    void *old = _InterlockedCompareExchangePointer((void *volatile *)p, desired, *expected);
+    if (old == *expected)
+        return true;
+    *expected = old;
+    return false;
+}
+static inline void psim_ptr_release(void **p, void *v) { _InterlockedExchangePointer((void *volatile *)p, v); }
+static inline void psim_cpu_pause(void)
+{
+#if defined(_M_IX86) || defined(_M_X64)
+    _mm_pause();
+#elif defined(_M_ARM64) || defined(_M_ARM)
+    __yield();
+#endif
 }
 
 #else

@@ -113,6 +113,8 @@ typedef struct psim_option_desc {
 extern const psim_option_desc poolsim__option_table[];
 extern const size_t poolsim__option_count;
 
+#define POOLSIM_QUARANTINE_BLOCKS_MAX 0x100000u /* 1M blocks: a 16 MiB ring per shard */
+
 /* Checks ranges; returns the name of the first bad option or NULL. */
 const char *poolsim__options_check(const poolsim_options *o);
 

@@ -31,8 +31,14 @@ const char *poolsim__options_check(const poolsim_options *o)
         return "tag_check";
     if (o->leak_code != 0x60 && o->leak_code != 0x62)
         return "leak_code";
+    if (o->quarantine_blocks > POOLSIM_QUARANTINE_BLOCKS_MAX) /* each shard's ring holds this many */
+        return "quarantine_blocks";
     if (o->uninit_byte > 0xFF)
         return "uninit_byte";
+    if (o->irql_history > 64) /* each thread keeps its last 64 transitions (irql.c) */
+        return "irql_history";
+    if (o->synch_level != 12 && o->synch_level != 13) /* wdk-semantics.md §4.1: the x64 headers say 12 or 13 */
+        return "synch_level";
     if (!o->driver_name)
         return "driver_name";
     return NULL;

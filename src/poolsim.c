@@ -158,9 +158,13 @@ bool poolsim_tag_usage(unsigned long tag, poolsim_tag_usage_t *out)
     const psim_tagent *e = ps ? poolsim__tag_find(ps, (uint32_t)tag) : NULL;
     if (!e)
         return false;
-    out->tag = e->tag;
     poolsim__tag_counters(e, 0, &out->nonpaged);
     poolsim__tag_counters(e, 1, &out->paged);
+    if (!out->nonpaged.allocs && !out->paged.allocs && !out->nonpaged.failed && !out->paged.failed) {
+        psim_memset(out, 0, sizeof *out); /* the overflow row before any tag overflowed */
+        return false;
+    }
+    out->tag = e->tag;
     return true;
 }
 
@@ -208,6 +212,4 @@ size_t poolsim_live_since(uint64_t since, poolsim_block_info *out, size_t max)
     return n;
 }
 
-uint8_t poolsim_irql(void) { return poolsim__prim_irql_get(); }
-
-void poolsim_set_irql(uint8_t irql) { poolsim__prim_irql_set(irql); }
+/* poolsim_irql and poolsim_set_irql live in irql.c with the rest of the IRQL model. */

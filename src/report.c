@@ -12,6 +12,7 @@
  * (§6.4) and !analyze -v (§1.0).
  */
 #include "core.h"
+#include "irql.h"
 
 /* ---- Output -------------------------------------------------------------- */
 
@@ -135,6 +136,8 @@ static void report_damage(const poolsim_damage *d)
 
 void poolsim_report_bugcheck(const poolsim_bugcheck *bc)
 {
+    if (!bc)
+        return;
     const int w = (int)sizeof(uintptr_t) * 2;
     unsigned long long sub =
         bc->code == 0xC1 ? (unsigned long long)bc->param[3] : (unsigned long long)bc->param[0];
@@ -156,6 +159,8 @@ void poolsim_report_bugcheck(const poolsim_bugcheck *bc)
     for (int i = 0; i < 2; i++)
         if (bc->damage[i].kind)
             report_damage(&bc->damage[i]);
+    if (bc->irql_history_count)
+        poolsim__report_irql_history(bc->irql_history, bc->irql_history_count);
     if (bc->site.file)
         poolsim__outf("Raised: at %s:%d by %s, seq %llu\n\n", poolsim__short_path(bc->site.file), bc->site.line,
                       bc->site.routine ? bc->site.routine : "?", (unsigned long long)bc->seq);
@@ -573,4 +578,56 @@ void poolsim_report_stats_json(void)
         "\"bugchecks\":%llu,\"tags\":%llu,\"sites\":%llu,\"arena_bytes\":%llu,\"meta_bytes\":%llu}\n",
         (unsigned long long)s.bugchecks, (unsigned long long)s.tags, (unsigned long long)s.sites,
         (unsigned long long)s.arena_bytes, (unsigned long long)s.meta_bytes);
+}
+
+/* ---- IRQL history and thread state (irql.c) ---------------------------------------- */
+
+static const char *irql_name(unsigned irql, char buf[16])
+{
+    static const char *const names[] = {"PASSIVE_LEVEL", "APC_LEVEL", "DISPATCH_LEVEL"};
+    if (irql < PSIM_COUNTOF(names))
+        return names[irql];
+    if (irql == PSIM_IRQL_HIGH)
+        return "HIGH_LEVEL";
+    poolsim__fmt(buf, 16, "IRQL %u", irql);
+    return buf;
+}
+
+void poolsim__report_irql_history(const poolsim_irql_event *ev, size_t n)
+{
+    static const char *const kinds[] = {"", "set", "raise", "lower", "acquire", "release"};
+    poolsim__outf("IRQL history, oldest first (%zu):\n", n);
+    for (size_t i = 0; i < n; i++) {
+        const poolsim_irql_event *e = &ev[i];
+        char a[16], b[16], obj[32] = "";
+        if (e->object)
+            poolsim__fmt(obj, sizeof obj, " %p", e->object);
+        poolsim__outf("  %-14s -> %-14s %-7s %s%s", irql_name(e->from, a), irql_name(e->to, b),
+                      kinds[e->kind < PSIM_COUNTOF(kinds) ? e->kind : 0],
+                      poolsim_irql_routine_name((poolsim_irql_routine)e->routine), obj);
+        if (e->file)
+            poolsim__outf(" at %s:%u\n", poolsim__short_path(e->file), (unsigned)e->line);
+        else
+            poolsim__out("\n");
+    }
+}
+
+void poolsim__report_thread_state(uint8_t irql, uint32_t critical, const poolsim_held_lock *locks, size_t nlocks,
+                                  size_t shown, const poolsim_irql_event *ev, size_t nev)
+{
+    char a[16];
+    poolsim__outf("poolsim: thread %u at %s, %zu lock(s) held, %u critical region(s)\n", poolsim__prim_thread_id(),
+                  irql_name(irql, a), nlocks, critical);
+    for (size_t i = 0; i < shown; i++) {
+        poolsim__outf("  holds %p taken by %s", locks[i].object,
+                      poolsim_irql_routine_name((poolsim_irql_routine)locks[i].routine));
+        if (locks[i].file)
+            poolsim__outf(" at %s:%d\n", poolsim__short_path(locks[i].file), locks[i].line);
+        else
+            poolsim__out("\n");
+    }
+    if (nlocks > shown)
+        poolsim__outf("  ... and %zu more\n", nlocks - shown);
+    if (nev)
+        poolsim__report_irql_history(ev, nev);
 }

@@ -666,8 +666,16 @@ static void test_badinput_options_quarantine_blocks_max(void **state)
     poolsim_block_info b;
     void *p;
     (void)state;
-    KNOWN_BUG("B5");
-    o.quarantine_blocks = 0xFFFFFFFFu;
+    /* Above 1M blocks per shard the option is out of range: poolsim_init refuses it. */
+    poolsim_options bad = o;
+    bad.quarantine_blocks = 0xFFFFFFFFu;
+    assert_int_equal(poolsim_shutdown(), 0);
+    assert_int_equal(poolsim_init(&bad), POOLSIM_E_OPTION);
+    assert_false(poolsim_initialized());
+    bad.quarantine_blocks = 0x100001u;
+    assert_int_equal(poolsim_init(&bad), POOLSIM_E_OPTION);
+    /* The largest accepted value works. */
+    o.quarantine_blocks = 0x100000u;
     poolsim_cmocka_reinit(&o);
     p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 64, TAG);
     assert_non_null(p);
@@ -1777,7 +1785,6 @@ static void test_badinput_reports(void **state)
 static void test_badinput_report_bugcheck_null(void **state)
 {
     (void)state;
-    KNOWN_BUG("B1");
     capture_start();
     poolsim_report_bugcheck(NULL);
     capture_stop();
@@ -1961,7 +1968,6 @@ static void test_badinput_raise_status(void **state)
 static void test_badinput_try_frame_null(void **state)
 {
     (void)state;
-    KNOWN_BUG("B8");
     poolsim_wdm_try_leave(NULL);
     poolsim_wdm_try_enter(NULL);
     assert_int_equal(poolsim_wdm_try_depth(), 0);

@@ -205,6 +205,9 @@ static void test_options_defaults(void **state)
     assert_int_equal(o.fault_delay_ms, 0);
     assert_int_equal(o.fault_seed, 1);
     assert_int_equal(o.lookaside_debug, 0);
+    assert_int_equal(o.irql_history, 16);
+    assert_int_equal(o.force_irql, 0); /* the cmocka fixture turns it on */
+    assert_int_equal(o.synch_level, 12);
     assert_non_null(o.driver_name);
     assert_string_equal(o.driver_name, "poolsim.sys");
     /* The defaults pass the range check. */
@@ -242,6 +245,9 @@ static void test_options_table(void **state)
         {"fault_delay_ms", offsetof(poolsim_options, fault_delay_ms), PSIM_OPT_U64},
         {"fault_seed", offsetof(poolsim_options, fault_seed), PSIM_OPT_U64},
         {"lookaside_debug", offsetof(poolsim_options, lookaside_debug), PSIM_OPT_BOOL},
+        {"irql_history", offsetof(poolsim_options, irql_history), PSIM_OPT_U32},
+        {"force_irql", offsetof(poolsim_options, force_irql), PSIM_OPT_BOOL},
+        {"synch_level", offsetof(poolsim_options, synch_level), PSIM_OPT_U32},
         {"driver_name", offsetof(poolsim_options, driver_name), PSIM_OPT_STR},
     };
     (void)state;

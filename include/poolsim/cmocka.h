@@ -29,12 +29,15 @@
  *     }
  *
  * poolsim_cmocka_setup() starts a fresh poolsim instance with the default
- * options (never the environment, so runs are deterministic) and installs a
- * capturing bug-check handler. A test that needs other options calls
- * poolsim_cmocka_reinit(&opts) first, or a program sets options for every
- * following setup with poolsim_cmocka_set_options(&opts).
+ * options plus Force IRQL checking (never the environment, so runs are
+ * deterministic) and installs a capturing bug-check handler. A test that
+ * needs other options calls poolsim_cmocka_reinit(&opts) first, or a program
+ * sets options for every following setup with poolsim_cmocka_set_options(&opts).
  * poolsim_cmocka_teardown() shuts the instance down and fails the test when a
- * bug check was raised outside expect_bugcheck(), or when blocks leaked.
+ * bug check was raised outside expect_bugcheck(), when blocks leaked, or when
+ * the test's thread ended above PASSIVE_LEVEL or holding a lock (it then
+ * resets the thread's IRQL state); assert_passive_no_locks() checks the same
+ * inside a test.
  *
  * expect_bugcheck(code, arg1, statement) runs statement and passes when the
  * bug check `code` with Arg1 == arg1 is raised during it. The handler
@@ -226,11 +229,14 @@ static inline void poolsim_cmocka_set_options(const poolsim_options *opts)
         st->next = *opts;
 }
 
-/* The defaults the fixture uses: poolsim_options_default(), no environment. */
+/* The defaults the fixture uses: poolsim_options_default(), no environment,
+ * and Force IRQL checking on (force_irql: paged pool is inaccessible while a
+ * thread is at DISPATCH_LEVEL or above, so touching it there is caught). */
 static inline poolsim_options poolsim_cmocka_default_options(void)
 {
     poolsim_options o;
     poolsim_options_default(&o);
+    o.force_irql = 1;
     return o;
 }
 
@@ -252,7 +258,7 @@ static inline int poolsim_cmocka_setup(void **state)
     if (st->have_options)
         o = st->next;
     else
-        poolsim_options_default(&o);
+        o = poolsim_cmocka_default_options();
     if (poolsim_cmocka_start_(&o) != POOLSIM_OK) {
         print_error("poolsim_cmocka_setup: poolsim_init failed\n");
         return -1;
@@ -266,7 +272,14 @@ static inline int poolsim_cmocka_teardown(void **state)
 {
     poolsim_cmocka_state_ *st = poolsim_cmocka_state_get_();
     size_t left;
+    bool passive = poolsim_thread_passive_no_locks();
     (void)state;
+    if (!passive) {
+        /* A test ends like a dispatch routine: at PASSIVE_LEVEL, holding no lock. */
+        print_error("poolsim: the test ended above PASSIVE_LEVEL or holding a lock:\n");
+        poolsim_report_thread();
+    }
+    poolsim_thread_reset(); /* the next test starts at PASSIVE_LEVEL whatever this one did */
     left = poolsim_cmocka_shutdown_();
     poolsim_set_bugcheck_handler(NULL, NULL);
     if (st->unexpected != 0) {
@@ -278,12 +291,27 @@ static inline int poolsim_cmocka_teardown(void **state)
         if (st->leaks != 0)
             poolsim_cmocka_print_("    leak bug check", &st->leak);
     }
-    if (st->unexpected != 0 || left != 0) {
+    if (st->unexpected != 0 || left != 0 || !passive) {
         poolsim_cmocka_reset_();
         _fail(__FILE__, __LINE__);
     }
     poolsim_cmocka_reset_();
     return 0;
+}
+
+/* Fails the test unless the calling thread is at PASSIVE_LEVEL and holds no
+ * spin lock and no fast mutex (poolsim_thread_passive_no_locks); the failure
+ * prints the IRQL, the held locks with their acquire sites and the IRQL
+ * history. Raises no bug check. */
+#define assert_passive_no_locks() poolsim_cmocka_assert_passive_(__FILE__, __LINE__)
+
+static inline void poolsim_cmocka_assert_passive_(const char *file, int line)
+{
+    if (poolsim_thread_passive_no_locks())
+        return;
+    print_error("%s:%d: expected PASSIVE_LEVEL and no lock held\n", file, line);
+    poolsim_report_thread();
+    _fail(file, line);
 }
 
 /* Inside a test: replaces the fresh instance by one with *opts (NULL: the
@@ -302,7 +330,7 @@ static inline void poolsim_cmocka_reinit_(const poolsim_options *opts, const cha
     if (opts != NULL)
         o = *opts;
     else
-        poolsim_options_default(&o);
+        o = poolsim_cmocka_default_options();
     if (poolsim_cmocka_start_(&o) != POOLSIM_OK) {
         print_error("poolsim_cmocka_reinit: poolsim_init failed\n");
         _fail(file, line);

@@ -118,6 +118,15 @@ extern "C" {
 #ifndef POOLSIM_DEFAULT_LOOKASIDE_DEBUG
 #define POOLSIM_DEFAULT_LOOKASIDE_DEBUG 0
 #endif
+#ifndef POOLSIM_DEFAULT_IRQL_HISTORY
+#define POOLSIM_DEFAULT_IRQL_HISTORY 16
+#endif
+#ifndef POOLSIM_DEFAULT_FORCE_IRQL
+#define POOLSIM_DEFAULT_FORCE_IRQL 0 /* the cmocka fixture turns it on */
+#endif
+#ifndef POOLSIM_DEFAULT_SYNCH_LEVEL
+#define POOLSIM_DEFAULT_SYNCH_LEVEL 12 /* x64 MP; some headers say 13 (wdk-semantics.md §4.1) */
+#endif
 #ifndef POOLSIM_DEFAULT_DRIVER_NAME
 #define POOLSIM_DEFAULT_DRIVER_NAME "poolsim.sys"
 #endif
@@ -171,6 +180,13 @@ extern "C" {
     X(lookaside_debug, uint32_t, BOOL, POOLSIM_DEFAULT_LOOKASIDE_DEBUG,                                      \
       "lookaside lists cache nothing: every free goes to the pool (and its quarantine), so use after free "  \
       "through a list is caught")                                                                            \
+    X(irql_history, uint32_t, U32, POOLSIM_DEFAULT_IRQL_HISTORY,                                            \
+      "IRQL transitions per thread shown in IRQL and lock reports (0..64; each thread keeps the last 64)")   \
+    X(force_irql, uint32_t, BOOL, POOLSIM_DEFAULT_FORCE_IRQL,                                                \
+      "Force IRQL checking: paged pool is inaccessible while any thread is at >= DISPATCH_LEVEL; a touch "   \
+      "from such a thread is bug check 0xD1")                                                                \
+    X(synch_level, uint32_t, U32, POOLSIM_DEFAULT_SYNCH_LEVEL,                                               \
+      "the IRQL KeRaiseIrqlToSynchLevel raises to: 12 or 13 (the x64 headers disagree)")                     \
     X(driver_name, const char *, STR, POOLSIM_DEFAULT_DRIVER_NAME,                                           \
       "driver name: Arg2 of the C4/0x62 leak bug check")
 
@@ -264,6 +280,24 @@ typedef struct poolsim_damage {
     uint8_t expected[POOLSIM_DAMAGE_BYTES];
 } poolsim_damage;
 
+/* One IRQL transition of a thread: a raise, a lower, or a lock acquired or
+ * released (wdk-semantics.md §5.3: Verifier's IRQL log). */
+#define POOLSIM_IRQL_EV_SET 1u     /* poolsim_set_irql */
+#define POOLSIM_IRQL_EV_RAISE 2u   /* KeRaiseIrql, KeRaiseIrqlToDpcLevel, ...ToSynchLevel */
+#define POOLSIM_IRQL_EV_LOWER 3u   /* KeLowerIrql */
+#define POOLSIM_IRQL_EV_ACQUIRE 4u /* a spin lock, queued spin lock or fast mutex was acquired */
+#define POOLSIM_IRQL_EV_RELEASE 5u /* ... released */
+
+typedef struct poolsim_irql_event {
+    const char *file;   /* call site; NULL when unknown */
+    const void *object; /* the lock or fast mutex; NULL for raise and lower */
+    uint32_t line;
+    uint8_t kind;    /* POOLSIM_IRQL_EV_* */
+    uint8_t from;    /* IRQL before */
+    uint8_t to;      /* IRQL after */
+    uint8_t routine; /* poolsim_irql_routine: which WDK routine */
+} poolsim_irql_event;
+
 /* A violation, with the code and parameters Windows would raise. */
 typedef struct poolsim_bugcheck {
     unsigned long code;         /* e.g. 0xC4 */
@@ -276,6 +310,11 @@ typedef struct poolsim_bugcheck {
     poolsim_block_info block;
     poolsim_damage damage[2]; /* for corruption: both sides (KFENCE style) */
     uint64_t seq;             /* the instance's sequence number when it was raised */
+    /* IRQL and lock bug checks: the raising thread's last IRQL transitions,
+     * oldest first (at most the irql_history option). The array lives in the
+     * thread's own storage and stays valid until its next bug check. */
+    const poolsim_irql_event *irql_history;
+    uint32_t irql_history_count;
 } poolsim_bugcheck;
 
 typedef void poolsim_bugcheck_fn(const poolsim_bugcheck *bc, void *ctx);
@@ -584,10 +623,165 @@ POOLSIM_API void poolsim_lookaside_delete(poolsim_lookaside *l, unsigned kind, c
  * pool granularity, page-rounded for big blocks). */
 POOLSIM_API size_t poolsim_pool_block_size(const void *p, bool *quota_charged, const char *file, int line);
 
-/* ---- Simulated IRQL of the calling thread (user mode) -------------------- */
+/* ---- Simulated IRQL, spin locks, fast mutexes (user mode) -------------------
+ *
+ * wdk-semantics.md §4 (levels, raise and lower rules, spin locks), §5.3 (Force
+ * IRQL Checking), §1.1 (C4 0x30-0x42), §1.6 (0xA, 0xD1). Each thread has its
+ * own simulated IRQL (x64 numbers: PASSIVE 0, APC 1, DISPATCH 2, HIGH 15),
+ * its last 64 transitions, and the list of locks it holds. The IRQL and the
+ * locks belong to threads, not to an instance: they work before poolsim_init
+ * and survive poolsim_shutdown; the options (family, irql_history,
+ * force_irql, synch_level) are the running instance's, or the defaults.
+ * <poolsim/wdm.h> maps the WDK routines (KeRaiseIrql, KeAcquireSpinLock...)
+ * onto these functions with the caller's file and line; docs/semantics.md
+ * ("IRQL and locks") lists every bug check with its parameters. A reported
+ * misuse whose handler returns does the safe thing documented there (a
+ * recursive acquire never deadlocks).
+ */
 
+#define POOLSIM_PASSIVE_LEVEL 0u
+#define POOLSIM_APC_LEVEL 1u
+#define POOLSIM_DISPATCH_LEVEL 2u
+#define POOLSIM_HIGH_LEVEL 15u
+
+/* The routine behind a transition or a report. */
+typedef enum poolsim_irql_routine {
+    POOLSIM_IRQL_RT_SET_IRQL,                     /* poolsim_set_irql */
+    POOLSIM_IRQL_RT_RAISE_IRQL,                   /* KeRaiseIrql */
+    POOLSIM_IRQL_RT_LOWER_IRQL,                   /* KeLowerIrql */
+    POOLSIM_IRQL_RT_RAISE_TO_DPC,                 /* KeRaiseIrqlToDpcLevel */
+    POOLSIM_IRQL_RT_RAISE_TO_SYNCH,               /* KeRaiseIrqlToSynchLevel */
+    POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK,            /* KeAcquireSpinLock */
+    POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_RAISE,      /* KeAcquireSpinLockRaiseToDpc */
+    POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK,            /* KeReleaseSpinLock */
+    POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_AT_DPC,     /* KeAcquireSpinLockAtDpcLevel */
+    POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK_FROM_DPC,   /* KeReleaseSpinLockFromDpcLevel */
+    POOLSIM_IRQL_RT_ACQUIRE_QUEUED,               /* KeAcquireInStackQueuedSpinLock */
+    POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC,        /* KeAcquireInStackQueuedSpinLockAtDpcLevel */
+    POOLSIM_IRQL_RT_RELEASE_QUEUED,               /* KeReleaseInStackQueuedSpinLock */
+    POOLSIM_IRQL_RT_RELEASE_QUEUED_FROM_DPC,      /* KeReleaseInStackQueuedSpinLockFromDpcLevel */
+    POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX,           /* ExAcquireFastMutex */
+    POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX,           /* ExReleaseFastMutex */
+    POOLSIM_IRQL_RT_ENTER_CRITICAL_REGION,        /* KeEnterCriticalRegion */
+    POOLSIM_IRQL_RT_LEAVE_CRITICAL_REGION,        /* KeLeaveCriticalRegion */
+    POOLSIM_IRQL_RT_THREAD_CHECK,                 /* poolsim_thread_check */
+    POOLSIM_IRQL_RT_TOUCH,                        /* poolsim_touch */
+    POOLSIM_IRQL_RT_ACCESS,                       /* a memory access caught by Force IRQL checking */
+    POOLSIM_IRQL_RT_COUNT
+} poolsim_irql_routine;
+
+/* The WDK name of a routine ("KeAcquireSpinLock"). */
+POOLSIM_API const char *poolsim_irql_routine_name(poolsim_irql_routine rt);
+
+/* The calling thread's IRQL. IRQL: any. */
 POOLSIM_API uint8_t poolsim_irql(void);
+
+/* Sets the calling thread's IRQL without any rule check (a test helper: "this
+ * code runs at DISPATCH_LEVEL"). Recorded in the history; Force IRQL
+ * checking follows it. IRQL: any. */
 POOLSIM_API void poolsim_set_irql(uint8_t irql);
+
+/* KeRaiseIrql (rt RAISE_IRQL), KeRaiseIrqlToDpcLevel (RAISE_TO_DPC, new_irql
+ * ignored: DISPATCH_LEVEL), KeRaiseIrqlToSynchLevel (RAISE_TO_SYNCH, the
+ * synch_level option). Returns the IRQL before. A raise to a lower level or
+ * above HIGH_LEVEL is C4/0x30 (retail family 0x9) and changes nothing. */
+POOLSIM_API uint8_t poolsim_irql_raise(uint8_t new_irql, poolsim_irql_routine rt, const char *file, int line);
+
+/* KeLowerIrql. A lower to a higher level or above HIGH_LEVEL is C4/0x31
+ * (retail family 0xA) and changes nothing. */
+POOLSIM_API void poolsim_irql_lower(uint8_t new_irql, const char *file, int line);
+
+/* The IRQL KeRaiseIrqlToSynchLevel raises to (the synch_level option). */
+POOLSIM_API uint8_t poolsim_synch_level(void);
+
+/*
+ * A spin lock: a pointer-sized word (KSPIN_LOCK), 0 when initialised. It
+ * really locks: a thread that finds it held spins (with a pause, then yields)
+ * until it is free. rt says which routine: ACQUIRE_SPIN_LOCK and
+ * ACQUIRE_SPIN_LOCK_RAISE raise to DISPATCH_LEVEL and return the IRQL
+ * before; ACQUIRE_SPIN_LOCK_AT_DPC needs DISPATCH_LEVEL or above and returns
+ * the current IRQL; the QUEUED forms are the in-stack queued spin lock
+ * routines (the caller keeps the returned IRQL in its KLOCK_QUEUE_HANDLE).
+ * IRQL: <= DISPATCH_LEVEL (the AtDpcLevel forms: >= DISPATCH_LEVEL).
+ */
+POOLSIM_API uint8_t poolsim_spin_acquire(uintptr_t *lock, poolsim_irql_routine rt, const char *file, int line);
+
+/* Releases lock through routine rt (RELEASE_SPIN_LOCK with new_irql the
+ * OldIrql of the acquire; RELEASE_SPIN_LOCK_FROM_DPC; RELEASE_QUEUED with the
+ * handle's saved IRQL; RELEASE_QUEUED_FROM_DPC). IRQL: DISPATCH_LEVEL (the
+ * FromDpcLevel forms: >= DISPATCH_LEVEL). */
+POOLSIM_API void poolsim_spin_release(uintptr_t *lock, uint8_t new_irql, poolsim_irql_routine rt,
+                                      const char *file, int line);
+
+/* A fast mutex whose owner word is *owner (NULL when free). Acquire raises to
+ * APC_LEVEL and returns the IRQL before (the caller keeps it in the mutex),
+ * or POOLSIM_NOT_ACQUIRED after a reported recursive acquire (the mutex was
+ * the caller's already: keep the saved IRQL). Release restores old_irql.
+ * Waiting threads spin and yield. IRQL: acquire <= APC_LEVEL, release
+ * APC_LEVEL. mutex is the object reports name. */
+#define POOLSIM_NOT_ACQUIRED 0xFFu
+POOLSIM_API uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, const char *file, int line);
+POOLSIM_API void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql,
+                                            const char *file, int line);
+
+/* KeEnterCriticalRegion (enter true) and KeLeaveCriticalRegion: counts the
+ * thread's critical regions. IRQL: <= APC_LEVEL (C4/0x11A, 0x11B above). */
+POOLSIM_API void poolsim_critical_region(bool enter, const char *file, int line);
+
+/* A lock the calling thread holds. */
+typedef struct poolsim_held_lock {
+    const void *object; /* the KSPIN_LOCK or FAST_MUTEX */
+    const char *file;   /* where it was acquired; NULL when unknown */
+    int line;
+    uint8_t routine;  /* poolsim_irql_routine of the acquire */
+    uint8_t old_irql; /* the IRQL before the acquire */
+} poolsim_held_lock;
+
+/* Copies up to max of the locks the calling thread holds (oldest first)
+ * and returns how many it holds. IRQL: any. */
+POOLSIM_API size_t poolsim_thread_locks(poolsim_held_lock *out, size_t max);
+
+/* Copies up to max of the calling thread's last IRQL transitions (oldest
+ * first; the thread keeps 64) and returns how many were copied. IRQL: any. */
+POOLSIM_API size_t poolsim_thread_history(poolsim_irql_event *out, size_t max);
+
+/* KeEnterCriticalRegion calls of this thread not yet left. */
+POOLSIM_API uint32_t poolsim_thread_critical_regions(void);
+
+/* True when the calling thread is at PASSIVE_LEVEL and holds no spin lock
+ * and no fast mutex: what every dispatch routine and every test must end
+ * with. Otherwise raises a bug check and returns false: C4/0x40009 (a spin
+ * lock is still held; the DDI SpinLock rule) or C4/0x40007 (a queued one)
+ * in the verifier family, else 0x4A IRQL_GT_ZERO_AT_SYSTEM_SERVICE (0, IRQL,
+ * 0, 0). The report shows the held locks and the history. IRQL: any. */
+POOLSIM_API bool poolsim_thread_check(void);
+
+/* The same without reporting. */
+POOLSIM_API bool poolsim_thread_passive_no_locks(void);
+
+/* Forgets the calling thread's state: back to PASSIVE_LEVEL, no locks held
+ * (their lock words are not touched), no critical region, empty history.
+ * Test fixtures call it after a test that failed with a lock held. */
+POOLSIM_API void poolsim_thread_reset(void);
+
+/* Prints the calling thread's IRQL, held locks and IRQL history. */
+POOLSIM_API void poolsim_report_thread(void);
+
+/*
+ * Force IRQL checking without page protection: the check a trapped access
+ * makes, done explicitly. When the calling thread is at DISPATCH_LEVEL or
+ * above and [p, p+n) touches paged pool, raises DRIVER_IRQL_NOT_LESS_OR_EQUAL
+ * (0xD1: the first paged byte, the IRQL, 0 read / 1 write, the caller's
+ * address) with the owning block and returns false; true otherwise. Works
+ * on every platform and whatever the force_irql option says. IRQL: any.
+ */
+POOLSIM_API bool poolsim_touch(const void *p, size_t n);
+POOLSIM_API bool poolsim_touch_write(const void *p, size_t n);
+
+/* True when Force IRQL checking traps accesses here: the force_irql option
+ * is on and the platform can protect pages and trap faults (x86-64 Linux
+ * and Windows; not the kernel). */
+POOLSIM_API bool poolsim_force_irql_active(void);
 
 #ifdef __cplusplus
 }

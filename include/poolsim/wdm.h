@@ -311,9 +311,132 @@ typedef char poolsim_wdm_check_size_t_[sizeof(SIZE_T) == sizeof(size_t) ? 1 : -1
 #define POWER_LEVEL 14
 #define PROFILE_LEVEL 15
 #define HIGH_LEVEL 15
+/* UNCONFIRMED (§4.1): the x64 headers say IPI_LEVEL-2 (12) or IPI_LEVEL-1 (13).
+ * -DPOOLSIM_DEFAULT_SYNCH_LEVEL=13 changes this and the synch_level option. */
+#define SYNCH_LEVEL POOLSIM_DEFAULT_SYNCH_LEVEL
 
 /* The calling thread's simulated IRQL. IRQL: any. */
 POOLSIM_API KIRQL NTAPI KeGetCurrentIrql(VOID);
+
+/* ---- IRQL routines, spin locks, fast mutexes (§4.2, §4.3, §5.3) -------------- */
+
+/*
+ * The IRQL is simulated per thread and these routines move it like the
+ * kernel; the locks really lock (a thread that finds one held spins until it
+ * is free). Every rule of §4 is checked with the bug check Driver Verifier
+ * raises (docs/semantics.md, "IRQL and locks", lists them with their
+ * parameters); each thread's last transitions are kept and shown in IRQL and
+ * lock reports. Like the pool routines, each routine is also a macro that
+ * passes the caller's file and line.
+ */
+
+typedef ULONG_PTR KSPIN_LOCK;
+typedef KSPIN_LOCK *PKSPIN_LOCK;
+
+/* An in-stack queued spin lock's handle; the caller keeps it on its stack
+ * between acquire and release. Lock is the spin lock, OldIrql the IRQL the
+ * acquire found. */
+typedef struct _KSPIN_LOCK_QUEUE {
+    struct _KSPIN_LOCK_QUEUE *volatile Next;
+    PKSPIN_LOCK volatile Lock;
+} KSPIN_LOCK_QUEUE, *PKSPIN_LOCK_QUEUE;
+
+typedef struct _KLOCK_QUEUE_HANDLE {
+    KSPIN_LOCK_QUEUE LockQueue;
+    KIRQL OldIrql;
+} KLOCK_QUEUE_HANDLE, *PKLOCK_QUEUE_HANDLE;
+
+/* The WDK's layout (Count, Owner, Contention, an event, OldIrql). poolsim
+ * uses Owner (the owning thread, NULL when free) and OldIrql; Count is 1
+ * after ExInitializeFastMutex and not maintained after. */
+typedef struct _FAST_MUTEX {
+    volatile LONG Count;
+    PVOID Owner;
+    ULONG Contention;
+    struct {
+        ULONG_PTR Reserved[3]; /* the KEVENT a waiter sleeps on in the kernel */
+    } Event;
+    ULONG OldIrql;
+} FAST_MUTEX, *PFAST_MUTEX;
+
+/* Raises to NewIrql (>= the current IRQL) and stores the IRQL before in *OldIrql. IRQL: any. */
+POOLSIM_API VOID NTAPI KeRaiseIrql(KIRQL NewIrql, PKIRQL OldIrql);
+/* Lowers to NewIrql (<= the current IRQL): the value the matching raise returned. IRQL: any. */
+POOLSIM_API VOID NTAPI KeLowerIrql(KIRQL NewIrql);
+/* Raises to DISPATCH_LEVEL; returns the IRQL before. IRQL <= DISPATCH_LEVEL. */
+POOLSIM_API KIRQL NTAPI KeRaiseIrqlToDpcLevel(VOID);
+/* Raises to SYNCH_LEVEL (the synch_level option); returns the IRQL before. IRQL <= SYNCH_LEVEL. */
+POOLSIM_API KIRQL NTAPI KeRaiseIrqlToSynchLevel(VOID);
+/* *SpinLock = 0. IRQL: any. */
+POOLSIM_API VOID NTAPI KeInitializeSpinLock(PKSPIN_LOCK SpinLock);
+/* Raises to DISPATCH_LEVEL, takes the lock, stores the IRQL before in *OldIrql. IRQL <= DISPATCH_LEVEL. */
+POOLSIM_API VOID NTAPI KeAcquireSpinLock(PKSPIN_LOCK SpinLock, PKIRQL OldIrql);
+/* KeAcquireSpinLock returning the IRQL before. IRQL <= DISPATCH_LEVEL. */
+POOLSIM_API KIRQL NTAPI KeAcquireSpinLockRaiseToDpc(PKSPIN_LOCK SpinLock);
+/* Gives the lock back and lowers to NewIrql, the OldIrql of the acquire. IRQL: DISPATCH_LEVEL. */
+POOLSIM_API VOID NTAPI KeReleaseSpinLock(PKSPIN_LOCK SpinLock, KIRQL NewIrql);
+/* Takes the lock without changing the IRQL. IRQL >= DISPATCH_LEVEL. */
+POOLSIM_API VOID NTAPI KeAcquireSpinLockAtDpcLevel(PKSPIN_LOCK SpinLock);
+/* Gives back a lock taken AtDpcLevel; the IRQL stays. IRQL >= DISPATCH_LEVEL. */
+POOLSIM_API VOID NTAPI KeReleaseSpinLockFromDpcLevel(PKSPIN_LOCK SpinLock);
+/* Raises to DISPATCH_LEVEL and takes SpinLock as an in-stack queued lock. IRQL <= DISPATCH_LEVEL. */
+POOLSIM_API VOID NTAPI KeAcquireInStackQueuedSpinLock(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle);
+/* The same without changing the IRQL. IRQL >= DISPATCH_LEVEL. */
+POOLSIM_API VOID NTAPI KeAcquireInStackQueuedSpinLockAtDpcLevel(PKSPIN_LOCK SpinLock,
+                                                                 PKLOCK_QUEUE_HANDLE LockHandle);
+/* Gives the lock back and restores the IRQL saved in the handle. IRQL: DISPATCH_LEVEL. */
+POOLSIM_API VOID NTAPI KeReleaseInStackQueuedSpinLock(PKLOCK_QUEUE_HANDLE LockHandle);
+/* Gives back a lock taken AtDpcLevel; the IRQL stays. IRQL >= DISPATCH_LEVEL. */
+POOLSIM_API VOID NTAPI KeReleaseInStackQueuedSpinLockFromDpcLevel(PKLOCK_QUEUE_HANDLE LockHandle);
+/* A free fast mutex. IRQL <= DISPATCH_LEVEL. */
+POOLSIM_API VOID NTAPI ExInitializeFastMutex(PFAST_MUTEX FastMutex);
+/* Raises to APC_LEVEL and takes the mutex, waiting while another thread has it. IRQL <= APC_LEVEL. */
+POOLSIM_API VOID NTAPI ExAcquireFastMutex(PFAST_MUTEX FastMutex);
+/* Gives the mutex back and restores the IRQL of the acquire. IRQL: APC_LEVEL. */
+POOLSIM_API VOID NTAPI ExReleaseFastMutex(PFAST_MUTEX FastMutex);
+/* Counts a critical region (normal kernel APCs off). IRQL <= APC_LEVEL. */
+POOLSIM_API VOID NTAPI KeEnterCriticalRegion(VOID);
+/* Leaves one. IRQL <= APC_LEVEL. */
+POOLSIM_API VOID NTAPI KeLeaveCriticalRegion(VOID);
+
+/* The site-capturing entry points behind the macros that need the handle or
+ * the mutex (the others call the core directly). File NULL means unknown. */
+POOLSIM_API VOID poolsim_wdm_queued_acquire(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN AtDpcLevel,
+                                            const char *File, int Line);
+POOLSIM_API VOID poolsim_wdm_queued_release(PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN FromDpcLevel, const char *File,
+                                            int Line);
+POOLSIM_API VOID poolsim_wdm_fast_mutex_acquire(PFAST_MUTEX FastMutex, const char *File, int Line);
+POOLSIM_API VOID poolsim_wdm_fast_mutex_release(PFAST_MUTEX FastMutex, const char *File, int Line);
+
+#ifndef POOLSIM_NO_SITE_MACROS
+#define KeRaiseIrql(NewIrql, OldIrql)                                                                        \
+    ((void)(*(OldIrql) = poolsim_irql_raise((uint8_t)(NewIrql), POOLSIM_IRQL_RT_RAISE_IRQL, __FILE__, __LINE__)))
+#define KeLowerIrql(NewIrql) poolsim_irql_lower((uint8_t)(NewIrql), __FILE__, __LINE__)
+#define KeRaiseIrqlToDpcLevel() ((KIRQL)poolsim_irql_raise(DISPATCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_DPC, __FILE__, __LINE__))
+#define KeRaiseIrqlToSynchLevel()                                                                            \
+    ((KIRQL)poolsim_irql_raise(SYNCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_SYNCH, __FILE__, __LINE__))
+#define KeAcquireSpinLock(SpinLock, OldIrql)                                                                 \
+    ((void)(*(OldIrql) = poolsim_spin_acquire((SpinLock), POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK, __FILE__, __LINE__)))
+#define KeAcquireSpinLockRaiseToDpc(SpinLock)                                                                \
+    ((KIRQL)poolsim_spin_acquire((SpinLock), POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_RAISE, __FILE__, __LINE__))
+#define KeReleaseSpinLock(SpinLock, NewIrql)                                                                 \
+    poolsim_spin_release((SpinLock), (uint8_t)(NewIrql), POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK, __FILE__, __LINE__)
+#define KeAcquireSpinLockAtDpcLevel(SpinLock)                                                                \
+    ((void)poolsim_spin_acquire((SpinLock), POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_AT_DPC, __FILE__, __LINE__))
+#define KeReleaseSpinLockFromDpcLevel(SpinLock)                                                              \
+    poolsim_spin_release((SpinLock), 0, POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK_FROM_DPC, __FILE__, __LINE__)
+#define KeAcquireInStackQueuedSpinLock(SpinLock, LockHandle)                                                 \
+    poolsim_wdm_queued_acquire((SpinLock), (LockHandle), FALSE, __FILE__, __LINE__)
+#define KeAcquireInStackQueuedSpinLockAtDpcLevel(SpinLock, LockHandle)                                       \
+    poolsim_wdm_queued_acquire((SpinLock), (LockHandle), TRUE, __FILE__, __LINE__)
+#define KeReleaseInStackQueuedSpinLock(LockHandle) poolsim_wdm_queued_release((LockHandle), FALSE, __FILE__, __LINE__)
+#define KeReleaseInStackQueuedSpinLockFromDpcLevel(LockHandle)                                               \
+    poolsim_wdm_queued_release((LockHandle), TRUE, __FILE__, __LINE__)
+#define ExAcquireFastMutex(FastMutex) poolsim_wdm_fast_mutex_acquire((FastMutex), __FILE__, __LINE__)
+#define ExReleaseFastMutex(FastMutex) poolsim_wdm_fast_mutex_release((FastMutex), __FILE__, __LINE__)
+#define KeEnterCriticalRegion() poolsim_critical_region(true, __FILE__, __LINE__)
+#define KeLeaveCriticalRegion() poolsim_critical_region(false, __FILE__, __LINE__)
+#endif /* POOLSIM_NO_SITE_MACROS */
 
 /* ---- Pool types, flags and parameters (§2.1–§2.3) ------------------------- */
 
@@ -751,9 +874,13 @@ POOLSIM_API int poolsim_wdm_vsnprintf(char *buf, size_t size, PCSTR Format, va_l
 /* ---- Bug checks -------------------------------------------------------------------- */
 
 /* Codes poolsim raises (§1); bugcodes.h names. */
+#define IRQL_NOT_GREATER_OR_EQUAL ((ULONG)0x00000009UL)
 #define IRQL_NOT_LESS_OR_EQUAL ((ULONG)0x0000000AUL)
+#define SPIN_LOCK_ALREADY_OWNED ((ULONG)0x0000000FUL)
+#define SPIN_LOCK_NOT_OWNED ((ULONG)0x00000010UL)
 #define BAD_POOL_HEADER ((ULONG)0x00000019UL)
 #define KMODE_EXCEPTION_NOT_HANDLED ((ULONG)0x0000001EUL)
+#define IRQL_GT_ZERO_AT_SYSTEM_SERVICE ((ULONG)0x0000004AUL)
 #define SPECIAL_POOL_DETECTED_MEMORY_CORRUPTION ((ULONG)0x000000C1UL)
 #define BAD_POOL_CALLER ((ULONG)0x000000C2UL)
 #define DRIVER_VERIFIER_DETECTED_VIOLATION ((ULONG)0x000000C4UL)

@@ -212,3 +212,34 @@ void poolsim__prim_debug_break(void)
     if (!KdRefreshDebuggerNotPresent())
         DbgBreakPoint();
 }
+
+/* ---- Force IRQL checking's primitives: the kernel's answers ------------------------------- */
+
+/* The kernel's pool pages stay resident (POOLSIM__CAP_PAGE_PROTECT is not
+ * claimed); the real Driver Verifier's Force IRQL Checking does the trimming. */
+bool poolsim__prim_pages_protect(void *p, size_t bytes, unsigned prot)
+{
+    (void)p;
+    (void)bytes;
+    (void)prot;
+    return false;
+}
+
+/* No traps in the kernel (POOLSIM__CAP_FAULT_TRAP is not claimed), so nothing
+ * asks which fault is poolsim's own. */
+uint32_t poolsim__prim_locks_held(void) { return 0; }
+
+void poolsim__prim_yield(void) { YieldProcessor(); }
+
+/* The IRQL is real and KeRaiseIrql, the spin locks and fast mutexes are the
+ * kernel's: the core keeps no per-thread IRQL history or lock list here. */
+void *poolsim__prim_thread_state(void) { return NULL; }
+
+bool poolsim__prim_trap_install(poolsim__prim_fault_fn *on_fault, poolsim__prim_report_fn *on_report,
+                                poolsim__prim_step_fn *on_step)
+{
+    (void)on_fault;
+    (void)on_report;
+    (void)on_step;
+    return false;
+}

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * posix.c — the platform layer on Linux and other POSIX systems: mmap for
- * pages, calloc for records, pthread mutexes, a thread-local simulated IRQL,
- * stderr for output and abort() to stop. Contracts are in prim.h.
+ * pages, calloc for records, pthread mutexes, a thread-local simulated IRQL
+ * and per-thread block, stderr for output and abort() to stop, and on x86
+ * Linux the access-fault trap of Force IRQL checking (SIGSEGV, single step
+ * with the trap flag, SIGTRAP). Contracts are in prim.h.
  */
 #define _GNU_SOURCE
 #include "prim.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +21,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
+#include <ucontext.h>
+#define POSIX_HAVE_TRAP 1 /* the fault context has the error code and the trap flag */
+#else
+#define POSIX_HAVE_TRAP 0
+#endif
+
 typedef char posix_lock_fits[sizeof(pthread_mutex_t) <= sizeof(poolsim__prim_lock) ? 1 : -1];
 
 unsigned poolsim__prim_caps(void)
 {
-    return POOLSIM__CAP_PAGE_PROTECT | POOLSIM__CAP_ENVIRONMENT | POOLSIM__CAP_SIM_IRQL;
+    return POOLSIM__CAP_PAGE_PROTECT | POOLSIM__CAP_ENVIRONMENT | POOLSIM__CAP_SIM_IRQL |
+           (POSIX_HAVE_TRAP ? POOLSIM__CAP_FAULT_TRAP : 0u);
 }
 
 void *poolsim__prim_pages_map(size_t bytes)
@@ -32,6 +43,11 @@ void *poolsim__prim_pages_map(size_t bytes)
 }
 
 void poolsim__prim_pages_unmap(void *p, size_t bytes) { munmap(p, bytes); }
+
+bool poolsim__prim_pages_protect(void *p, size_t bytes, unsigned prot)
+{
+    return mprotect(p, bytes, prot == POOLSIM__PROT_NONE ? PROT_NONE : PROT_READ | PROT_WRITE) == 0;
+}
 
 void *poolsim__prim_meta_alloc(size_t bytes) { return calloc(1, bytes ? bytes : 1); }
 
@@ -49,11 +65,29 @@ void poolsim__prim_lock_destroy(poolsim__prim_lock *l)
 {
     pthread_mutex_destroy((pthread_mutex_t *)(void *)l);
 }
-void poolsim__prim_lock_acquire(poolsim__prim_lock *l) { pthread_mutex_lock((pthread_mutex_t *)(void *)l); }
-void poolsim__prim_lock_release(poolsim__prim_lock *l) { pthread_mutex_unlock((pthread_mutex_t *)(void *)l); }
 
 static __thread uint32_t posix_tid;
-static __thread uint8_t posix_irql;
+static __thread uint32_t posix_locks; /* poolsim__prim_lock locks this thread holds */
+
+/* The core's per-thread block (prim.h); its first byte is the simulated IRQL. */
+__thread poolsim__prim_thread_block poolsim__prim_thread_tls __attribute__((aligned(16)));
+
+void poolsim__prim_lock_acquire(poolsim__prim_lock *l)
+{
+    pthread_mutex_lock((pthread_mutex_t *)(void *)l);
+    posix_locks++;
+}
+
+void poolsim__prim_lock_release(poolsim__prim_lock *l)
+{
+    posix_locks--;
+    pthread_mutex_unlock((pthread_mutex_t *)(void *)l);
+}
+
+uint32_t poolsim__prim_locks_held(void) { return posix_locks; }
+
+void poolsim__prim_yield(void) { sched_yield(); }
+
 
 uint32_t poolsim__prim_thread_id(void)
 {
@@ -68,8 +102,8 @@ uint32_t poolsim__prim_thread_id(void)
     return posix_tid;
 }
 
-uint8_t poolsim__prim_irql_get(void) { return posix_irql; }
-void poolsim__prim_irql_set(uint8_t irql) { posix_irql = irql; }
+uint8_t poolsim__prim_irql_get(void) { return poolsim__prim_thread_tls.irql; }
+void poolsim__prim_irql_set(uint8_t irql) { poolsim__prim_thread_tls.irql = irql; }
 
 uint64_t poolsim__prim_now_ns(void)
 {
@@ -128,3 +162,137 @@ void poolsim__prim_debug_break(void)
     if (traced)
         raise(SIGTRAP);
 }
+
+/* ---- Access-fault trap ------------------------------------------------------ */
+
+#if POSIX_HAVE_TRAP
+
+#if defined(__x86_64__)
+#define POSIX_REG_IP REG_RIP
+#else
+#define POSIX_REG_IP REG_EIP
+#endif
+#define POSIX_EFLAGS_TF 0x100 /* the trap flag: one instruction, then SIGTRAP */
+#define POSIX_PF_WRITE 0x2    /* page-fault error code: the access was a write */
+#define POSIX_PF_FETCH 0x10   /* page-fault error code: an instruction fetch */
+
+static poolsim__prim_fault_fn *volatile posix_on_fault;
+static poolsim__prim_report_fn *volatile posix_on_report;
+static poolsim__prim_step_fn *volatile posix_on_step;
+static struct sigaction posix_prev_segv, posix_prev_bus, posix_prev_trap;
+static pthread_mutex_t posix_trap_mutex = PTHREAD_MUTEX_INITIALIZER;
+static __thread int posix_stepping; /* a single step of ours is pending on this thread */
+
+/* Hands a signal poolsim does not claim to the handler that was there
+ * before. With none, the default action: a fault returns and faults again
+ * (the core dump shows the faulting instruction), anything else is raised
+ * again. */
+static void posix_chain(const struct sigaction *prev, int sig, siginfo_t *si, void *uc)
+{
+    if ((prev->sa_flags & SA_SIGINFO) && prev->sa_sigaction) {
+        prev->sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (!(prev->sa_flags & SA_SIGINFO) && prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
+        return;
+    }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    if (sig == SIGTRAP || si->si_code <= 0)
+        raise(sig);
+}
+
+static void posix_on_segv(int sig, siginfo_t *si, void *ucv)
+{
+    ucontext_t *uc = (ucontext_t *)ucv;
+    int saved_errno = errno;
+    poolsim__prim_fault f;
+    poolsim__prim_fault_fn *on_fault = posix_on_fault;
+    unsigned act = POOLSIM__TRAP_PASS;
+    f.addr = (uintptr_t)si->si_addr;
+    f.ip = (uintptr_t)uc->uc_mcontext.gregs[POSIX_REG_IP];
+    f.access = (uc->uc_mcontext.gregs[REG_ERR] & POSIX_PF_FETCH)   ? 8u
+               : (uc->uc_mcontext.gregs[REG_ERR] & POSIX_PF_WRITE) ? 1u
+                                                                   : 0u;
+    if (sig == SIGSEGV && on_fault)
+        act = on_fault(&f);
+    if (act == POOLSIM__TRAP_REPORT) {
+        posix_on_report(&f); /* may longjmp out: SA_NODEFER left nothing blocked */
+        act = on_fault(&f);
+    }
+    if (act == POOLSIM__TRAP_STEP) {
+        uc->uc_mcontext.gregs[REG_EFL] |= POSIX_EFLAGS_TF;
+        posix_stepping = 1;
+        errno = saved_errno;
+        return;
+    }
+    errno = saved_errno;
+    posix_chain(sig == SIGBUS ? &posix_prev_bus : &posix_prev_segv, sig, si, ucv);
+}
+
+static void posix_on_trap(int sig, siginfo_t *si, void *ucv)
+{
+    ucontext_t *uc = (ucontext_t *)ucv;
+    if (!posix_stepping) {
+        posix_chain(&posix_prev_trap, sig, si, ucv);
+        return;
+    }
+    int saved_errno = errno;
+    posix_stepping = 0;
+    uc->uc_mcontext.gregs[REG_EFL] &= ~POSIX_EFLAGS_TF;
+    posix_on_step();
+    errno = saved_errno;
+}
+
+/* Makes `handler` the handler of sig unless it already is; what it replaces
+ * becomes the handler to chain to. */
+static bool posix_claim(int sig, void (*handler)(int, siginfo_t *, void *), struct sigaction *prev)
+{
+    struct sigaction cur, sa;
+    if (sigaction(sig, NULL, &cur) != 0)
+        return false;
+    if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == handler)
+        return true;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
+    sa.sa_sigaction = handler;
+    if (sigaction(sig, &sa, &cur) != 0)
+        return false;
+    *prev = cur;
+    return true;
+}
+
+/* Called before every protection change: a test framework (cmocka installs
+ * its own SIGSEGV handler around each test and puts the old one back after)
+ * may have replaced the handlers since the last call. */
+bool poolsim__prim_trap_install(poolsim__prim_fault_fn *on_fault, poolsim__prim_report_fn *on_report,
+                                poolsim__prim_step_fn *on_step)
+{
+    bool ok;
+    pthread_mutex_lock(&posix_trap_mutex);
+    posix_on_report = on_report;
+    posix_on_step = on_step;
+    posix_on_fault = on_fault;
+    ok = posix_claim(SIGSEGV, posix_on_segv, &posix_prev_segv) && posix_claim(SIGBUS, posix_on_segv, &posix_prev_bus) &&
+         posix_claim(SIGTRAP, posix_on_trap, &posix_prev_trap);
+    pthread_mutex_unlock(&posix_trap_mutex);
+    return ok;
+}
+
+#else
+
+bool poolsim__prim_trap_install(poolsim__prim_fault_fn *on_fault, poolsim__prim_report_fn *on_report,
+                                poolsim__prim_step_fn *on_step)
+{
+    (void)on_fault;
+    (void)on_report;
+    (void)on_step;
+    return false;
+}
+
+#endif

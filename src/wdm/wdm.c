@@ -93,6 +93,8 @@ static uintptr_t poolsim__wdm_frame_mark(const poolsim_wdm_try_frame *f)
 
 void poolsim_wdm_try_enter(poolsim_wdm_try_frame *frame)
 {
+    if (!frame) /* only POOLSIM_TRY calls this; a NULL frame is ignored */
+        return;
     /* A frame at the address of the top one replaces it: the top one was left
      * behind at this spot (a goto out of the body) and is dead. */
     frame->prev = poolsim__wdm_top == frame ? frame->prev : poolsim__wdm_top;
@@ -105,7 +107,7 @@ void poolsim_wdm_try_enter(poolsim_wdm_try_frame *frame)
  * live frame. A frame that is not on the chain is ignored. */
 void poolsim_wdm_try_leave(poolsim_wdm_try_frame *frame)
 {
-    if (frame->check != poolsim__wdm_frame_mark(frame))
+    if (!frame || frame->check != poolsim__wdm_frame_mark(frame))
         return;
     poolsim__wdm_top = frame->prev;
     frame->check = 0;
@@ -507,6 +509,117 @@ VOID NTAPI(MmFreeNonCachedMemory)(PVOID BaseAddress, SIZE_T NumberOfBytes)
 /* ---- IRQL ------------------------------------------------------------------------ */
 
 KIRQL NTAPI(KeGetCurrentIrql)(VOID) { return (KIRQL)poolsim_irql(); }
+
+/* The rules, the history and the locking itself are the core's (src/irql.c);
+ * these are the real-named functions, which record the site as unknown. */
+
+VOID NTAPI(KeRaiseIrql)(KIRQL NewIrql, PKIRQL OldIrql)
+{
+    *OldIrql = poolsim_irql_raise(NewIrql, POOLSIM_IRQL_RT_RAISE_IRQL, NULL, 0);
+}
+
+VOID NTAPI(KeLowerIrql)(KIRQL NewIrql) { poolsim_irql_lower(NewIrql, NULL, 0); }
+
+KIRQL NTAPI(KeRaiseIrqlToDpcLevel)(VOID)
+{
+    return poolsim_irql_raise(DISPATCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_DPC, NULL, 0);
+}
+
+KIRQL NTAPI(KeRaiseIrqlToSynchLevel)(VOID)
+{
+    return poolsim_irql_raise(SYNCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_SYNCH, NULL, 0);
+}
+
+VOID NTAPI(KeInitializeSpinLock)(PKSPIN_LOCK SpinLock) { *SpinLock = 0; }
+
+VOID NTAPI(KeAcquireSpinLock)(PKSPIN_LOCK SpinLock, PKIRQL OldIrql)
+{
+    *OldIrql = poolsim_spin_acquire(SpinLock, POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK, NULL, 0);
+}
+
+KIRQL NTAPI(KeAcquireSpinLockRaiseToDpc)(PKSPIN_LOCK SpinLock)
+{
+    return poolsim_spin_acquire(SpinLock, POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_RAISE, NULL, 0);
+}
+
+VOID NTAPI(KeReleaseSpinLock)(PKSPIN_LOCK SpinLock, KIRQL NewIrql)
+{
+    poolsim_spin_release(SpinLock, NewIrql, POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK, NULL, 0);
+}
+
+VOID NTAPI(KeAcquireSpinLockAtDpcLevel)(PKSPIN_LOCK SpinLock)
+{
+    (void)poolsim_spin_acquire(SpinLock, POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_AT_DPC, NULL, 0);
+}
+
+VOID NTAPI(KeReleaseSpinLockFromDpcLevel)(PKSPIN_LOCK SpinLock)
+{
+    poolsim_spin_release(SpinLock, 0, POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK_FROM_DPC, NULL, 0);
+}
+
+VOID poolsim_wdm_queued_acquire(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN AtDpcLevel,
+                                const char *File, int Line)
+{
+    LockHandle->LockQueue.Next = NULL;
+    LockHandle->LockQueue.Lock = SpinLock;
+    LockHandle->OldIrql = poolsim_spin_acquire(
+        SpinLock, AtDpcLevel ? POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC : POOLSIM_IRQL_RT_ACQUIRE_QUEUED, File, Line);
+}
+
+VOID poolsim_wdm_queued_release(PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN FromDpcLevel, const char *File, int Line)
+{
+    poolsim_spin_release(LockHandle->LockQueue.Lock, LockHandle->OldIrql,
+                         FromDpcLevel ? POOLSIM_IRQL_RT_RELEASE_QUEUED_FROM_DPC : POOLSIM_IRQL_RT_RELEASE_QUEUED,
+                         File, Line);
+}
+
+VOID NTAPI(KeAcquireInStackQueuedSpinLock)(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle)
+{
+    poolsim_wdm_queued_acquire(SpinLock, LockHandle, FALSE, NULL, 0);
+}
+
+VOID NTAPI(KeAcquireInStackQueuedSpinLockAtDpcLevel)(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle)
+{
+    poolsim_wdm_queued_acquire(SpinLock, LockHandle, TRUE, NULL, 0);
+}
+
+VOID NTAPI(KeReleaseInStackQueuedSpinLock)(PKLOCK_QUEUE_HANDLE LockHandle)
+{
+    poolsim_wdm_queued_release(LockHandle, FALSE, NULL, 0);
+}
+
+VOID NTAPI(KeReleaseInStackQueuedSpinLockFromDpcLevel)(PKLOCK_QUEUE_HANDLE LockHandle)
+{
+    poolsim_wdm_queued_release(LockHandle, TRUE, NULL, 0);
+}
+
+VOID NTAPI(ExInitializeFastMutex)(PFAST_MUTEX FastMutex)
+{
+    memset(FastMutex, 0, sizeof *FastMutex);
+    FastMutex->Count = 1; /* FM_LOCK_BIT: free */
+}
+
+VOID poolsim_wdm_fast_mutex_acquire(PFAST_MUTEX FastMutex, const char *File, int Line)
+{
+    KIRQL old = poolsim_fast_mutex_acquire(FastMutex, &FastMutex->Owner, File, Line);
+    /* Written by the owner only, after the acquire, as the kernel does. A reported recursive acquire returns
+     * POOLSIM_NOT_ACQUIRED: the outer acquire's IRQL stays. */
+    if (old != POOLSIM_NOT_ACQUIRED)
+        FastMutex->OldIrql = old;
+}
+
+VOID poolsim_wdm_fast_mutex_release(PFAST_MUTEX FastMutex, const char *File, int Line)
+{
+    poolsim_fast_mutex_release(FastMutex, &FastMutex->Owner, (uint8_t)FastMutex->OldIrql, File, Line);
+}
+
+VOID NTAPI(ExAcquireFastMutex)(PFAST_MUTEX FastMutex) { poolsim_wdm_fast_mutex_acquire(FastMutex, NULL, 0); }
+
+VOID NTAPI(ExReleaseFastMutex)(PFAST_MUTEX FastMutex) { poolsim_wdm_fast_mutex_release(FastMutex, NULL, 0); }
+
+VOID NTAPI(KeEnterCriticalRegion)(VOID) { poolsim_critical_region(true, NULL, 0); }
+
+VOID NTAPI(KeLeaveCriticalRegion)(VOID) { poolsim_critical_region(false, NULL, 0); }
 
 /* ---- Memory -------------------------------------------------------------------- */
 

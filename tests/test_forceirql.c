@@ -1,0 +1,695 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_forceirql.c — Force IRQL checking (src/forceirql.c, wdk-semantics.md
+ * §5.3, §4.4, §1.6): while any thread is at DISPATCH_LEVEL or above, paged
+ * pool is inaccessible, and a touch by a raised thread is bug check 0xD1
+ * DRIVER_IRQL_NOT_LESS_OR_EQUAL (address, IRQL, 0 read / 1 write,
+ * instruction) with the owning block and the IRQL history, found at the
+ * instruction. Both directions everywhere: a spin lock held by one thread
+ * while another at PASSIVE_LEVEL reads and writes paged pool (legal, no
+ * report); the holder reading it (0xD1 with the exact address and the
+ * block's tag); nonpaged pool under a spin lock (legal); poolsim's own
+ * accesses at DISPATCH_LEVEL (validate, quarantine, fills) keep working;
+ * faults poolsim does not own go to the handler installed before; and
+ * poolsim_touch, the explicit form, on every platform.
+ */
+#if !defined(_WIN32)
+#define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+/* <windows.h> cannot be mixed with <wdm.h>: declare what the tests call. */
+typedef struct test_exception_record {
+    unsigned long ExceptionCode;
+    unsigned long ExceptionFlags;
+    struct test_exception_record *ExceptionRecord;
+    void *ExceptionAddress;
+    unsigned long NumberParameters;
+    uintptr_t ExceptionInformation[15];
+} test_exception_record;
+typedef struct test_exception_pointers {
+    test_exception_record *ExceptionRecord;
+    void *ContextRecord;
+} test_exception_pointers;
+typedef struct test_mbi {
+    void *BaseAddress;
+    void *AllocationBase;
+    unsigned long AllocationProtect;
+    size_t RegionSize;
+    unsigned long State;
+    unsigned long Protect;
+    unsigned long Type;
+} test_mbi;
+__declspec(dllimport) void *__stdcall CreateThread(void *, size_t, unsigned long(__stdcall *)(void *), void *,
+                                                   unsigned long, unsigned long *);
+__declspec(dllimport) unsigned long __stdcall WaitForSingleObject(void *, unsigned long);
+__declspec(dllimport) int __stdcall CloseHandle(void *);
+__declspec(dllimport) void __stdcall Sleep(unsigned long);
+__declspec(dllimport) size_t __stdcall VirtualQuery(const void *, test_mbi *, size_t);
+__declspec(dllimport) void *__stdcall VirtualAlloc(void *, size_t, unsigned long, unsigned long);
+__declspec(dllimport) int __stdcall VirtualProtect(void *, size_t, unsigned long, unsigned long *);
+__declspec(dllimport) int __stdcall VirtualFree(void *, size_t, unsigned long);
+__declspec(dllimport) void *__stdcall AddVectoredExceptionHandler(unsigned long,
+                                                                  long(__stdcall *)(test_exception_pointers *));
+__declspec(dllimport) unsigned long __stdcall RemoveVectoredExceptionHandler(void *);
+#define TEST_PAGE_NOACCESS 0x01ul
+#define TEST_PAGE_READWRITE 0x04ul
+#else
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+
+#include <poolsim/wdm.h>
+#include <poolsim/cmocka.h>
+
+#define TAG ((ULONG)'gaTX') /* "XTag" */
+#define TAG_NP ((ULONG)'PNgT')
+
+/* Where the trap exists (prim.h: POOLSIM__CAP_FAULT_TRAP). */
+#if (defined(__linux__) && (defined(__x86_64__) || defined(__i386__))) || (defined(_WIN32) && defined(__x86_64__))
+#define HAVE_TRAP 1
+#else
+#define HAVE_TRAP 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* ---- Helpers ---------------------------------------------------------------------------------- */
+
+static const poolsim_bugcheck *last(void)
+{
+    const poolsim_bugcheck *bc = poolsim_cmocka_last();
+    assert_non_null(bc);
+    return bc;
+}
+
+/* The accesses under test, out of line so Arg4 (the instruction) can be checked to lie in them. */
+static NOINLINE uint8_t read_byte(const volatile uint8_t *p) { return *p; }
+static NOINLINE void write_byte(volatile uint8_t *p, uint8_t v) { *p = v; }
+
+static void assert_ip_in(uintptr_t ip, uintptr_t fn)
+{
+    assert_true(ip >= fn);
+    assert_true(ip < fn + 1024);
+}
+
+static void sleep_ms(unsigned ms)
+{
+#ifdef _WIN32
+    Sleep(ms);
+#else
+    struct timespec ts = {0, (long)ms * 1000000L};
+    nanosleep(&ts, NULL);
+#endif
+}
+
+static int load_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void store_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+typedef void thread_fn(void *arg);
+typedef struct thread {
+    thread_fn *fn;
+    void *arg;
+#ifdef _WIN32
+    void *h;
+#else
+    pthread_t th;
+#endif
+} thread;
+
+#ifdef _WIN32
+static unsigned long __stdcall thread_main(void *p)
+#else
+static void *thread_main(void *p)
+#endif
+{
+    thread *t = (thread *)p;
+    t->fn(t->arg);
+#ifdef _WIN32
+    return 0;
+#else
+    return NULL;
+#endif
+}
+
+static void thread_start(thread *t, thread_fn *fn, void *arg)
+{
+    t->fn = fn;
+    t->arg = arg;
+#ifdef _WIN32
+    t->h = CreateThread(NULL, 0, thread_main, t, 0, NULL);
+    assert_non_null(t->h);
+#else
+    assert_int_equal(pthread_create(&t->th, NULL, thread_main, t), 0);
+#endif
+}
+
+static void thread_join(thread *t)
+{
+#ifdef _WIN32
+    WaitForSingleObject(t->h, 0xFFFFFFFFu);
+    CloseHandle(t->h);
+#else
+    pthread_join(t->th, NULL);
+#endif
+}
+
+/* A handler for bug checks raised on any thread: counts them, keeps the
+ * first, and returns (report and continue). */
+static struct {
+    int count;
+    poolsim_bugcheck first;
+} g_any;
+
+static void any_handler(const poolsim_bugcheck *bc, void *ctx)
+{
+    (void)ctx;
+    if (__atomic_fetch_add(&g_any.count, 1, __ATOMIC_ACQ_REL) == 0)
+        g_any.first = *bc;
+}
+
+static void any_begin(void)
+{
+    memset(&g_any, 0, sizeof g_any);
+    poolsim_set_bugcheck_handler(any_handler, NULL);
+}
+
+static int any_end(void)
+{
+    poolsim_cmocka_install_handler();
+    return load_int(&g_any.count);
+}
+
+/* A thread that holds a spin lock until told, and can touch a block under it. */
+typedef struct holder {
+    KSPIN_LOCK lock;
+    volatile uint8_t *touch; /* read by the holder under its lock at step 2 */
+    int step;                /* 1: holding; 2: touch now; 5: touched; 3: release; 4: done */
+    uint8_t seen;
+    int passive_after;
+} holder;
+
+static void holder_thread(void *arg)
+{
+    holder *h = (holder *)arg;
+    KIRQL old;
+    KeAcquireSpinLock(&h->lock, &old);
+    store_int(&h->step, 1);
+    while (load_int(&h->step) == 1)
+        sleep_ms(1);
+    if (load_int(&h->step) == 2 && h->touch) {
+        h->seen = read_byte(h->touch);
+        store_int(&h->step, 5);
+    }
+    while (load_int(&h->step) != 3)
+        sleep_ms(1);
+    KeReleaseSpinLock(&h->lock, old);
+    h->passive_after = poolsim_thread_passive_no_locks();
+    store_int(&h->step, 4);
+}
+
+static void holder_start(holder *h, thread *th)
+{
+    KeInitializeSpinLock(&h->lock);
+    h->step = 0;
+    thread_start(th, holder_thread, h);
+    while (load_int(&h->step) != 1)
+        sleep_ms(1);
+}
+
+static void holder_stop(holder *h, thread *th)
+{
+    store_int(&h->step, 3);
+    thread_join(th);
+    assert_int_equal(load_int(&h->step), 4);
+    assert_true(h->passive_after);
+}
+
+/* True when the page holding p is inaccessible right now. */
+static bool page_protected(const void *p)
+{
+#ifdef _WIN32
+    test_mbi mbi;
+    assert_true(VirtualQuery(p, &mbi, sizeof mbi) != 0);
+    return mbi.Protect == TEST_PAGE_NOACCESS;
+#else
+    /* A system call on a protected page fails with EFAULT instead of faulting. */
+    int fds[2];
+    char buf[16];
+    ssize_t n;
+    assert_int_equal(pipe(fds), 0);
+    n = write(fds[1], p, 16);
+    int err = errno;
+    if (n == 16)
+        assert_int_equal(read(fds[0], buf, 16), 16);
+    close(fds[0]);
+    close(fds[1]);
+    assert_true(n == 16 || (n < 0 && err == EFAULT));
+    return n < 0;
+#endif
+}
+
+#define SKIP_WITHOUT_TRAP()                                                                                  \
+    do {                                                                                                     \
+        if (!HAVE_TRAP) {                                                                                    \
+            skip();                                                                                          \
+            return;                                                                                          \
+        }                                                                                                    \
+    } while (0)
+
+/* ---- The option ---------------------------------------------------------------------------------- */
+
+static void test_forceirql_active(void **state)
+{
+    poolsim_options o;
+    (void)state;
+    assert_int_equal(poolsim_force_irql_active(), HAVE_TRAP); /* the fixture turns it on */
+    o = poolsim_cmocka_default_options();
+    o.force_irql = 0;
+    poolsim_cmocka_reinit(&o);
+    assert_false(poolsim_force_irql_active());
+}
+
+/* ---- The acceptance cases ------------------------------------------------------------------------- */
+
+static void test_forceirql_read_under_spin_lock(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    uint8_t *p;
+    int line, lock_line;
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    p = (uint8_t *)ExAllocatePool2(POOL_FLAG_PAGED, 100, TAG), line = __LINE__;
+    assert_non_null(p);
+    p[10] = 0x5A;
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old), lock_line = __LINE__;
+    /* 0xD1: Arg1 the exact address, Arg2 DISPATCH_LEVEL, Arg3 0 (read), Arg4 the instruction. */
+    expect_bugcheck(0xD1, (uintptr_t)(p + 10), (void)read_byte(p + 10));
+    assert_string_equal(last()->name, "DRIVER_IRQL_NOT_LESS_OR_EQUAL");
+    assert_int_equal(last()->param[1], DISPATCH_LEVEL);
+    assert_int_equal(last()->param[2], 0);
+    assert_ip_in(last()->param[3], (uintptr_t)read_byte);
+    assert_string_equal(last()->site.routine, "memory access");
+    /* The owning block: tag, size, allocation site. */
+    assert_true(last()->has_block);
+    assert_int_equal(last()->block.tag, TAG);
+    assert_ptr_equal(last()->block.address, p);
+    assert_int_equal(last()->block.size, 100);
+    assert_string_equal(last()->block.alloc_site.file, __FILE__);
+    assert_int_equal(last()->block.alloc_site.line, line);
+    /* The IRQL history ends with the acquire that raised the thread. */
+    assert_true(last()->irql_history_count >= 1);
+    {
+        const poolsim_irql_event *e = &last()->irql_history[last()->irql_history_count - 1];
+        assert_int_equal(e->kind, POOLSIM_IRQL_EV_ACQUIRE);
+        assert_ptr_equal(e->object, &lock);
+        assert_int_equal(e->line, lock_line);
+    }
+    /* A write: Arg3 1. */
+    expect_bugcheck(0xD1, (uintptr_t)(p + 99), write_byte(p + 99, 1));
+    assert_int_equal(last()->param[2], 1);
+    assert_ip_in(last()->param[3], (uintptr_t)write_byte);
+    KeReleaseSpinLock(&lock, old);
+    /* Back at PASSIVE_LEVEL the same accesses are legal, and nothing was written. */
+    expect_no_bugcheck(assert_int_equal(read_byte(p + 10), 0x5A); write_byte(p + 99, 7));
+    assert_int_equal(p[99], 7);
+    ExFreePoolWithTag(p, TAG);
+}
+
+static void test_forceirql_nonpaged_under_spin_lock(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    uint8_t *np, *paged;
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    np = (uint8_t *)ExAllocatePool2(POOL_FLAG_NON_PAGED, 4000, TAG_NP);
+    paged = (uint8_t *)ExAllocatePool2(POOL_FLAG_PAGED, 64, TAG); /* there is paged pool to protect */
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old);
+    expect_no_bugcheck({
+        write_byte(np, 1);
+        memset(np, 0x33, 4000);
+        assert_int_equal(read_byte(np + 3999), 0x33);
+    });
+    assert_true(page_protected(paged)); /* while the paged page is not accessible */
+    KeReleaseSpinLock(&lock, old);
+    assert_false(page_protected(paged));
+    ExFreePoolWithTag(np, TAG_NP);
+    ExFreePoolWithTag(paged, TAG);
+}
+
+static void test_forceirql_other_thread_passive_is_legal(void **state)
+{
+    holder h;
+    thread th;
+    uint8_t *p;
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    p = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 3000, TAG);
+    assert_non_null(p);
+    memset(p, 0x11, 3000);
+    h.touch = NULL;
+    holder_start(&h, &th); /* thread A holds a spin lock: paged pool is protected */
+    assert_true(page_protected(p));
+    /* Thread B (this one) at PASSIVE_LEVEL reads and writes it: legal, no report. */
+    expect_no_bugcheck({
+        assert_int_equal(read_byte(p), 0x11);
+        write_byte(p + 2999, 0x22);
+        memset(p + 100, 0x44, 2000);
+        assert_int_equal(p[100] + p[2099], 0x88);
+    });
+    assert_int_equal(p[2999], 0x22);
+    assert_true(page_protected(p)); /* and it is still protected for A */
+    holder_stop(&h, &th);
+    assert_false(page_protected(p)); /* the last thread lowered: lifted */
+    ExFreePoolWithTag(p, TAG);
+}
+
+static void test_forceirql_holder_thread_reads(void **state)
+{
+    holder h;
+    thread th;
+    uint8_t *p;
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    p = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 64, TAG);
+    assert_non_null(p);
+    p[5] = 0x77;
+    h.touch = p + 5;
+    holder_start(&h, &th);
+    any_begin();
+    /* Thread A reads paged pool under its spin lock: 0xD1 on A, then (the handler returns) the read proceeds. */
+    store_int(&h.step, 2);
+    while (load_int(&h.step) != 5)
+        sleep_ms(1);
+    assert_int_equal(h.seen, 0x77);
+    /* Meanwhile this thread's accesses stay legal. */
+    assert_int_equal(read_byte(p + 5), 0x77);
+    holder_stop(&h, &th);
+    assert_int_equal(any_end(), 1);
+    assert_int_equal(g_any.first.code, 0xD1);
+    assert_int_equal(g_any.first.param[0], (uintptr_t)(p + 5));
+    assert_int_equal(g_any.first.param[1], DISPATCH_LEVEL);
+    assert_int_equal(g_any.first.param[2], 0);
+    assert_true(g_any.first.has_block);
+    assert_int_equal(g_any.first.block.tag, TAG);
+    ExFreePoolWithTag(p, TAG);
+}
+
+/* ---- poolsim's own accesses --------------------------------------------------------------------- */
+
+static void test_forceirql_poolsim_own_accesses(void **state)
+{
+    poolsim_options o;
+    holder h;
+    thread th;
+    KSPIN_LOCK lock;
+    KIRQL old;
+    uint8_t *paged[4], *np;
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    /* A quarantine of one block, so a nonpaged free at DISPATCH_LEVEL pushes a paged block out and
+     * checks its poison. */
+    o = poolsim_cmocka_default_options();
+    o.quarantine_blocks = 1;
+    poolsim_cmocka_reinit(&o);
+    for (int i = 0; i < 4; i++)
+        paged[i] = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 200, TAG);
+    np = (uint8_t *)ExAllocatePoolWithTag(NonPagedPoolNx, 32, TAG_NP);
+    ExFreePoolWithTag(paged[3], TAG); /* quarantined, poisoned */
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old);
+    expect_no_bugcheck({
+        assert_int_equal(poolsim_validate(), 0); /* reads every guard, paged ones included */
+        ExFreePoolWithTag(np, TAG_NP);           /* evicts paged[3] from the quarantine: its poison is read */
+        np = (uint8_t *)ExAllocatePoolWithTag(NonPagedPoolNx, 32, TAG_NP);
+        assert_true(poolsim_valid_access(paged[0], 200));
+    });
+    KeReleaseSpinLock(&lock, old);
+    /* Allocating paged pool at PASSIVE_LEVEL while another thread holds a spin lock: poolsim writes the
+     * guards and the fill into protected pages. */
+    h.touch = NULL;
+    holder_start(&h, &th);
+    expect_no_bugcheck({
+        uint8_t *q = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 300, TAG);
+        uint8_t *z = (uint8_t *)ExAllocatePool2(POOL_FLAG_PAGED, 300, TAG);
+        assert_int_equal(q[0], 0xC5); /* the uninitialised fill */
+        assert_int_equal(z[299], 0);  /* zeroed */
+        ExFreePoolWithTag(q, TAG);
+        ExFreePoolWithTag(z, TAG);
+        assert_int_equal(poolsim_validate(), 0);
+    });
+    holder_stop(&h, &th);
+    for (int i = 0; i < 3; i++)
+        ExFreePoolWithTag(paged[i], TAG);
+    ExFreePoolWithTag(np, TAG_NP);
+}
+
+/* ---- More shapes ------------------------------------------------------------------------------------ */
+
+static void test_forceirql_big_block_and_raise(void **state)
+{
+    KIRQL old;
+    uint8_t *big;
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    big = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 3 * PAGE_SIZE, TAG);
+    assert_non_null(big);
+    big[5000] = 9;
+    /* KeRaiseIrql to DISPATCH_LEVEL protects too (not only spin locks), and so does any level above. */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck(0xD1, (uintptr_t)(big + 5000), (void)read_byte(big + 5000));
+    assert_ptr_equal(last()->block.address, big);
+    assert_int_equal(last()->block.size, 3 * PAGE_SIZE);
+    KeLowerIrql(old);
+    KeRaiseIrql(HIGH_LEVEL, &old);
+    expect_bugcheck(0xD1, (uintptr_t)big, write_byte(big, 1));
+    assert_int_equal(last()->param[1], HIGH_LEVEL);
+    KeLowerIrql(old);
+    /* APC_LEVEL may touch paged pool. */
+    KeRaiseIrql(APC_LEVEL, &old);
+    expect_no_bugcheck(assert_int_equal(read_byte(big + 5000), 9));
+    KeLowerIrql(old);
+    ExFreePoolWithTag(big, TAG);
+}
+
+static void test_forceirql_report_and_continue(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    uint8_t *p;
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    p = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 16, TAG);
+    p[0] = 1;
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old);
+    any_begin();
+    /* Each raised access is reported; the handler returns and the access happens. */
+    write_byte(p, 2);
+    assert_int_equal(read_byte(p), 2);
+    assert_int_equal(any_end(), 2);
+    assert_int_equal(g_any.first.param[2], 1);
+    KeReleaseSpinLock(&lock, old);
+    assert_int_equal(p[0], 2);
+    ExFreePoolWithTag(p, TAG);
+}
+
+static void test_forceirql_off(void **state)
+{
+    poolsim_options o;
+    KSPIN_LOCK lock;
+    KIRQL old;
+    uint8_t *p;
+    (void)state;
+    o = poolsim_cmocka_default_options();
+    o.force_irql = 0;
+    poolsim_cmocka_reinit(&o);
+    p = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 16, TAG);
+    p[0] = 3;
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old);
+    /* Without the option a resident page is just read, as on Windows without Force IRQL Checking (§4.4). */
+    expect_no_bugcheck(assert_int_equal(read_byte(p), 3));
+    assert_false(page_protected(p));
+    KeReleaseSpinLock(&lock, old);
+    ExFreePoolWithTag(p, TAG);
+}
+
+/* ---- Faults that are not poolsim's ----------------------------------------------------------------- */
+
+#ifdef _WIN32
+static int g_veh_hits;
+static long __stdcall test_veh(test_exception_pointers *ep)
+{
+    unsigned long old;
+    if (ep->ExceptionRecord->ExceptionCode != 0xC0000005ul)
+        return 0; /* EXCEPTION_CONTINUE_SEARCH */
+    g_veh_hits++;
+    VirtualProtect((void *)(ep->ExceptionRecord->ExceptionInformation[1] & ~(uintptr_t)0xFFF), 4096,
+                   TEST_PAGE_READWRITE, &old);
+    return -1; /* EXCEPTION_CONTINUE_EXECUTION */
+}
+#else
+static volatile int g_sig_hits;
+static void test_segv(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)uc;
+    g_sig_hits++;
+    mprotect((void *)((uintptr_t)si->si_addr & ~(uintptr_t)4095), 4096, PROT_READ | PROT_WRITE);
+}
+
+/* In a child: poolsim's trap installed after the program's own handler, then a fault on a page that is
+ * not poolsim's. Exits 0 when the program's handler got it and the access completed. */
+static void chain_child(bool own_handler)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    volatile uint8_t *page;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    if (own_handler) {
+        sa.sa_sigaction = test_segv;
+        sa.sa_flags = SA_SIGINFO;
+    } else {
+        sa.sa_handler = SIG_DFL; /* not cmocka's, inherited from the parent's test */
+    }
+    sigaction(SIGSEGV, &sa, NULL);
+    if (!poolsim_force_irql_active()) /* the fixture's instance, copied by fork */
+        _exit(2);
+    void *paged = ExAllocatePoolWithTag(PagedPool, 8, TAG);
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old); /* installs the trap */
+    page = (volatile uint8_t *)mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    page[1] = 5;
+    KeReleaseSpinLock(&lock, old);
+    ExFreePoolWithTag(paged, TAG);
+    _exit(g_sig_hits == 1 && page[1] == 5 ? 0 : 3);
+}
+#endif
+
+static void test_forceirql_foreign_faults_chain(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+#ifdef _WIN32
+    {
+        KSPIN_LOCK lock;
+        KIRQL old;
+        void *h = AddVectoredExceptionHandler(0, test_veh); /* after poolsim's */
+        volatile uint8_t *page = (volatile uint8_t *)VirtualAlloc(NULL, 4096, 0x3000, TEST_PAGE_NOACCESS);
+        void *paged = ExAllocatePoolWithTag(PagedPool, 8, TAG);
+        assert_non_null(h);
+        assert_non_null((void *)page);
+        KeInitializeSpinLock(&lock);
+        KeAcquireSpinLock(&lock, &old);
+        g_veh_hits = 0;
+        expect_no_bugcheck(page[1] = 5);
+        KeReleaseSpinLock(&lock, old);
+        assert_int_equal(g_veh_hits, 1); /* poolsim passed it on */
+        assert_int_equal(page[1], 5);
+        RemoveVectoredExceptionHandler(h);
+        VirtualFree((void *)page, 0, 0x8000);
+        ExFreePoolWithTag(paged, TAG);
+    }
+#else
+    {
+        int status;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            chain_child(true);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        /* With no handler before poolsim's, the process dies as it would have without it. */
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            chain_child(false);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+#endif
+}
+
+/* ---- poolsim_touch: the explicit check, on every platform --------------------------------------------- */
+
+static void test_forceirql_touch(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    uint8_t *p, *np;
+    volatile bool ok = false;
+    poolsim_options o;
+    (void)state;
+    p = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 64, TAG);
+    np = (uint8_t *)ExAllocatePoolWithTag(NonPagedPoolNx, 64, TAG_NP);
+    expect_no_bugcheck(ok = poolsim_touch(p, 64)); /* PASSIVE_LEVEL */
+    assert_true(ok);
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old);
+    expect_no_bugcheck(ok = poolsim_touch(np, 64) && poolsim_touch(p, 0));
+    assert_true(ok);
+    expect_bugcheck(0xD1, (uintptr_t)(p + 3), (void)poolsim_touch(p + 3, 8));
+    assert_int_equal(last()->param[1], DISPATCH_LEVEL);
+    assert_int_equal(last()->param[2], 0);
+    assert_true(last()->param[3] != 0); /* the caller's address */
+    assert_int_equal(last()->block.tag, TAG);
+    assert_string_equal(last()->site.routine, "poolsim_touch");
+    expect_bugcheck_continue(0xD1, (uintptr_t)p, ok = poolsim_touch_write(p, 64));
+    assert_false(ok);
+    assert_int_equal(last()->param[2], 1);
+    KeReleaseSpinLock(&lock, old);
+    /* The check does not depend on the force_irql option or on page protection. */
+    ExFreePoolWithTag(p, TAG);
+    ExFreePoolWithTag(np, TAG_NP);
+    o = poolsim_cmocka_default_options();
+    o.force_irql = 0;
+    poolsim_cmocka_reinit(&o);
+    p = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 64, TAG);
+    KeAcquireSpinLock(&lock, &old);
+    expect_bugcheck(0xD1, (uintptr_t)(p + 63), (void)poolsim_touch(p + 63, 1));
+    KeReleaseSpinLock(&lock, old);
+    ExFreePoolWithTag(p, TAG);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, poolsim_cmocka_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_forceirql_active),
+        T(test_forceirql_read_under_spin_lock),
+        T(test_forceirql_nonpaged_under_spin_lock),
+        T(test_forceirql_other_thread_passive_is_legal),
+        T(test_forceirql_holder_thread_reads),
+        T(test_forceirql_poolsim_own_accesses),
+        T(test_forceirql_big_block_and_raise),
+        T(test_forceirql_report_and_continue),
+        T(test_forceirql_off),
+        T(test_forceirql_foreign_faults_chain),
+        T(test_forceirql_touch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,732 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_locks.c — spin locks, in-stack queued spin locks, fast mutexes and
+ * critical regions (src/irql.c) through <poolsim/wdm.h>: they really lock
+ * (threads contend for the lock word: two threads hammering one lock keep
+ * an exact count), they move the IRQL like the kernel (wdk-semantics.md
+ * §4.3), and every misuse raises the documented bug check with its
+ * parameters (§1.1: C4/0x32, 0x33, 0x34, 0x40, 0x41, 0x42, 0x11A, 0x11B; the
+ * DDI rules 0x20015, 0x40006, 0x40007, 0x40009; Deadlock Detection's 0x1000,
+ * 0x1004, 0x1007; 0x1009; retail 0xF, 0x10, 0x9) while its legal twin raises
+ * nothing. After a reported misuse whose handler returns, the safe thing
+ * happens: a recursive acquire does not deadlock, a foreign lock is not
+ * released. Runs under ThreadSanitizer too (scripts/test.sh).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+/* <windows.h> cannot be mixed with <wdm.h>: declare the thread calls. */
+__declspec(dllimport) void *__stdcall CreateThread(void *, size_t, unsigned long(__stdcall *)(void *), void *,
+                                                   unsigned long, unsigned long *);
+__declspec(dllimport) unsigned long __stdcall WaitForSingleObject(void *, unsigned long);
+__declspec(dllimport) int __stdcall CloseHandle(void *);
+__declspec(dllimport) void __stdcall Sleep(unsigned long);
+#else
+#include <pthread.h>
+#include <time.h>
+#endif
+
+#include <poolsim/wdm.h>
+#include <poolsim/cmocka.h>
+
+/* ---- Helpers ---------------------------------------------------------------------------------- */
+
+static void use_family(uint32_t family)
+{
+    poolsim_options o = poolsim_cmocka_default_options();
+    o.family = family;
+    poolsim_cmocka_reinit(&o);
+}
+
+static const poolsim_bugcheck *last(void)
+{
+    const poolsim_bugcheck *bc = poolsim_cmocka_last();
+    assert_non_null(bc);
+    return bc;
+}
+
+static void assert_params(uintptr_t p2, uintptr_t p3, uintptr_t p4)
+{
+    assert_int_equal(last()->param[1], p2);
+    assert_int_equal(last()->param[2], p3);
+    assert_int_equal(last()->param[3], p4);
+}
+
+/* A DDI rule's bug check: Arg2 points to the rule's text, Arg3 is the lock. */
+static void assert_rule(const char *rule, const void *lock)
+{
+    assert_true(last()->param[1] != 0);
+    assert_non_null(strstr((const char *)last()->param[1], rule));
+    assert_int_equal(last()->param[2], (uintptr_t)lock);
+    assert_int_equal(last()->param[3], 0);
+}
+
+static size_t locks_held(void) { return poolsim_thread_locks(NULL, 0); }
+
+static void sleep_ms(unsigned ms)
+{
+#ifdef _WIN32
+    Sleep(ms);
+#else
+    struct timespec ts = {0, (long)ms * 1000000L};
+    nanosleep(&ts, NULL);
+#endif
+}
+
+static int load_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static void store_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+typedef void thread_fn(void *arg);
+typedef struct thread {
+    thread_fn *fn;
+    void *arg;
+#ifdef _WIN32
+    void *h;
+#else
+    pthread_t th;
+#endif
+} thread;
+
+#ifdef _WIN32
+static unsigned long __stdcall thread_main(void *p)
+#else
+static void *thread_main(void *p)
+#endif
+{
+    thread *t = (thread *)p;
+    t->fn(t->arg);
+#ifdef _WIN32
+    return 0;
+#else
+    return NULL;
+#endif
+}
+
+static void thread_start(thread *t, thread_fn *fn, void *arg)
+{
+    t->fn = fn;
+    t->arg = arg;
+#ifdef _WIN32
+    t->h = CreateThread(NULL, 0, thread_main, t, 0, NULL);
+    assert_non_null(t->h);
+#else
+    assert_int_equal(pthread_create(&t->th, NULL, thread_main, t), 0);
+#endif
+}
+
+static void thread_join(thread *t)
+{
+#ifdef _WIN32
+    WaitForSingleObject(t->h, 0xFFFFFFFFu);
+    CloseHandle(t->h);
+#else
+    pthread_join(t->th, NULL);
+#endif
+}
+
+/* ---- Spin locks: the legal uses (§4.3) --------------------------------------------------------- */
+
+static void test_locks_spin_basic(void **state)
+{
+    KSPIN_LOCK lock = 0x5A5A;
+    KIRQL old = 0xEE;
+    poolsim_held_lock held[1];
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    assert_int_equal(lock, 0);
+    expect_no_bugcheck(KeAcquireSpinLock(&lock, &old));
+    assert_int_equal(old, PASSIVE_LEVEL);
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    assert_true(lock & 1); /* held: the owner | 1 */
+    assert_int_equal(poolsim_thread_locks(held, 1), 1);
+    assert_ptr_equal(held[0].object, &lock);
+    assert_int_equal(held[0].routine, POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK);
+    expect_no_bugcheck(KeReleaseSpinLock(&lock, old));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_false(lock & 1);
+    assert_int_equal(locks_held(), 0);
+    /* KeAcquireSpinLockRaiseToDpc from APC_LEVEL returns APC_LEVEL, and the release restores it. */
+    KeRaiseIrql(APC_LEVEL, &old);
+    {
+        KIRQL o2 = KeAcquireSpinLockRaiseToDpc(&lock);
+        assert_int_equal(o2, APC_LEVEL);
+        assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+        expect_no_bugcheck(KeReleaseSpinLock(&lock, o2));
+        assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    }
+    KeLowerIrql(old);
+    /* At DISPATCH_LEVEL KeAcquireSpinLock is legal and returns DISPATCH_LEVEL. */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    {
+        KIRQL o2;
+        expect_no_bugcheck(KeAcquireSpinLock(&lock, &o2); KeReleaseSpinLock(&lock, o2));
+        assert_int_equal(o2, DISPATCH_LEVEL);
+        assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    }
+    KeLowerIrql(old);
+    /* The real-named functions (no site). */
+    (KeAcquireSpinLock)(&lock, &old);
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    (KeReleaseSpinLock)(&lock, old);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+}
+
+static void test_locks_spin_nested(void **state)
+{
+    KSPIN_LOCK a, b;
+    KIRQL oa, ob;
+    (void)state;
+    KeInitializeSpinLock(&a);
+    KeInitializeSpinLock(&b);
+    expect_no_bugcheck({
+        KeAcquireSpinLock(&a, &oa);
+        KeAcquireSpinLock(&b, &ob); /* two different locks: legal */
+        assert_int_equal(ob, DISPATCH_LEVEL);
+        assert_int_equal(locks_held(), 2);
+        KeReleaseSpinLock(&b, ob);
+        assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+        KeReleaseSpinLock(&a, oa);
+    });
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(locks_held(), 0);
+}
+
+static void test_locks_at_dpc_level(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    /* §4.3: C4/0x40 (IRQL, lock, 0) below DISPATCH_LEVEL; the IRQL does not change. */
+    expect_bugcheck(0xC4, 0x40, KeAcquireSpinLockAtDpcLevel(&lock));
+    assert_params(PASSIVE_LEVEL, (uintptr_t)&lock, 0);
+    assert_string_equal(last()->site.routine, "KeAcquireSpinLockAtDpcLevel");
+    assert_int_equal(locks_held(), 0); /* the handler jumped out before the acquire */
+    /* At DISPATCH_LEVEL: legal, and the IRQL stays. */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_no_bugcheck(KeAcquireSpinLockAtDpcLevel(&lock));
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    assert_int_equal(locks_held(), 1);
+    expect_no_bugcheck(KeReleaseSpinLockFromDpcLevel(&lock));
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    assert_int_equal(locks_held(), 0);
+    /* Report and continue: taken anyway below DISPATCH_LEVEL, then C4/0x41 for the release. */
+    KeLowerIrql(old);
+    expect_bugcheck_continue(0xC4, 0x40, KeAcquireSpinLockAtDpcLevel(&lock));
+    assert_int_equal(locks_held(), 1);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    expect_bugcheck_continue(0xC4, 0x41, KeReleaseSpinLockFromDpcLevel(&lock));
+    assert_params(PASSIVE_LEVEL, (uintptr_t)&lock, 0);
+    assert_string_equal(last()->site.routine, "KeReleaseSpinLockFromDpcLevel");
+    assert_int_equal(locks_held(), 0);
+    assert_int_equal(lock & 1, 0);
+}
+
+/* ---- Spin locks: misuse (§4.3) ----------------------------------------------------------------- */
+
+static void test_locks_acquire_above_dispatch(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    volatile KIRQL o2 = 0xEE;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    KeRaiseIrql(HIGH_LEVEL, &old);
+    /* C4/0x42 (IRQL, lock, 0). */
+    expect_bugcheck(0xC4, 0x42, KeAcquireSpinLock(&lock, (KIRQL *)&o2));
+    assert_params(HIGH_LEVEL, (uintptr_t)&lock, 0);
+    assert_int_equal(locks_held(), 0);
+    expect_bugcheck(0xC4, 0x42, (void)KeAcquireSpinLockRaiseToDpc(&lock));
+    {
+        KLOCK_QUEUE_HANDLE h;
+        expect_bugcheck(0xC4, 0x42, KeAcquireInStackQueuedSpinLock(&lock, &h));
+    }
+    /* AtDpcLevel accepts any IRQL from DISPATCH_LEVEL up (its only documented rule, §4.3). */
+    expect_no_bugcheck(KeAcquireSpinLockAtDpcLevel(&lock); KeReleaseSpinLockFromDpcLevel(&lock));
+    /* Retail: the raise to DISPATCH_LEVEL from above it, 0x9 (IRQL, DISPATCH_LEVEL, 0, 0). */
+    KeLowerIrql(old);
+    use_family(POOLSIM_FAMILY_RETAIL);
+    KeRaiseIrql(HIGH_LEVEL, &old);
+    expect_bugcheck(0x09, HIGH_LEVEL, KeAcquireSpinLock(&lock, (KIRQL *)&o2));
+    assert_params(DISPATCH_LEVEL, 0, 0);
+    KeLowerIrql(old);
+    assert_int_equal(lock, 4); /* free; last used as an ordinary lock */
+}
+
+static void test_locks_release_not_at_dispatch(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old);
+    KeLowerIrql(APC_LEVEL); /* the bug: lowering below the lock's level */
+    /* C4/0x32 (IRQL, lock, 0). Report and continue: the lock is given back and the IRQL set to NewIrql. */
+    expect_bugcheck_continue(0xC4, 0x32, KeReleaseSpinLock(&lock, old));
+    assert_params(APC_LEVEL, (uintptr_t)&lock, 0);
+    assert_string_equal(last()->site.routine, "KeReleaseSpinLock");
+    assert_int_equal(locks_held(), 0);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    /* A double release: at PASSIVE_LEVEL, 0x32 again ("possibly a double release"); nothing changes. */
+    expect_bugcheck_continue(0xC4, 0x32, KeReleaseSpinLock(&lock, old));
+    assert_params(PASSIVE_LEVEL, (uintptr_t)&lock, 0);
+    assert_int_equal(lock & 1, 0);
+    /* Above DISPATCH_LEVEL too. */
+    KeAcquireSpinLock(&lock, &old);
+    {
+        KIRQL o2;
+        KeRaiseIrql(HIGH_LEVEL, &o2);
+        expect_bugcheck_continue(0xC4, 0x32, KeReleaseSpinLock(&lock, old));
+        assert_params(HIGH_LEVEL, (uintptr_t)&lock, 0);
+    }
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(locks_held(), 0);
+}
+
+typedef struct recursion_ctx {
+    KSPIN_LOCK *lock;
+    int done;
+} recursion_ctx;
+
+static void test_locks_recursive_acquire(void **state)
+{
+    KSPIN_LOCK lock, other;
+    KIRQL old, inner;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    KeInitializeSpinLock(&other);
+    KeAcquireSpinLock(&lock, &old);
+    /* Verifier: the DDI rule SpinLock, C4/0x40009 (rule text, lock, 0). */
+    expect_bugcheck(0xC4, 0x40009, KeAcquireSpinLock(&lock, &inner));
+    assert_rule("SpinLock", &lock);
+    assert_string_equal(last()->site.routine, "KeAcquireSpinLock");
+    /* Report and continue: no deadlock; the matching release undoes the nesting only. */
+    expect_bugcheck_continue(0xC4, 0x40009, KeAcquireSpinLock(&lock, &inner));
+    assert_int_equal(inner, DISPATCH_LEVEL);
+    assert_int_equal(locks_held(), 1);
+    expect_no_bugcheck(KeReleaseSpinLock(&lock, inner));
+    assert_true(lock & 1); /* still held by the outer acquire */
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    /* A different lock is no recursion. */
+    expect_no_bugcheck(KeAcquireSpinLockAtDpcLevel(&other); KeReleaseSpinLockFromDpcLevel(&other));
+    expect_no_bugcheck(KeReleaseSpinLock(&lock, old));
+    assert_int_equal(lock & 1, 0);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    /* Retail: 0xF SPIN_LOCK_ALREADY_OWNED (lock, 0, 0, 0) as ReactOS's checked build raises it. */
+    use_family(POOLSIM_FAMILY_RETAIL);
+    KeAcquireSpinLock(&lock, &old);
+    expect_bugcheck(0x0F, (uintptr_t)&lock, KeAcquireSpinLockAtDpcLevel(&lock));
+    assert_params(0, 0, 0);
+    assert_string_equal(last()->name, "SPIN_LOCK_ALREADY_OWNED");
+    KeReleaseSpinLock(&lock, old);
+}
+
+static void holder_thread(void *arg)
+{
+    recursion_ctx *c = (recursion_ctx *)arg;
+    KIRQL old;
+    KeAcquireSpinLock(c->lock, &old);
+    store_int(&c->done, 1);
+    while (load_int(&c->done) != 2)
+        sleep_ms(1);
+    KeReleaseSpinLock(c->lock, old);
+    store_int(&c->done, 3);
+}
+
+static void test_locks_release_not_held(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    thread th;
+    recursion_ctx c;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    /* Verifier: SpinLock (C4/0x40009): release without acquire. */
+    expect_bugcheck_continue(0xC4, 0x40009, KeReleaseSpinLock(&lock, old));
+    assert_rule("SpinLock", &lock);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL); /* the release's IRQL, a lower one */
+    assert_int_equal(lock, 0);                           /* the word is not touched */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck(0xC4, 0x40009, KeReleaseSpinLockFromDpcLevel(&lock));
+    /* Held by another thread: not this thread's to release; the other's hold survives. */
+    c.lock = &lock;
+    c.done = 0;
+    thread_start(&th, holder_thread, &c);
+    while (load_int(&c.done) != 1)
+        sleep_ms(1);
+    expect_bugcheck(0xC4, 0x40009, KeReleaseSpinLockFromDpcLevel(&lock));
+    assert_true(lock & 1);
+    store_int(&c.done, 2);
+    thread_join(&th);
+    assert_int_equal(load_int(&c.done), 3);
+    assert_int_equal(lock & 1, 0);
+    /* Retail: 0x10 SPIN_LOCK_NOT_OWNED (lock, 0, 0, 0). */
+    KeLowerIrql(old);
+    use_family(POOLSIM_FAMILY_RETAIL);
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck(0x10, (uintptr_t)&lock, KeReleaseSpinLock(&lock, old));
+    assert_params(0, 0, 0);
+    assert_string_equal(last()->name, "SPIN_LOCK_NOT_OWNED");
+    /* The legal twin. */
+    expect_no_bugcheck(KeAcquireSpinLockAtDpcLevel(&lock); KeReleaseSpinLockFromDpcLevel(&lock));
+    KeLowerIrql(old);
+}
+
+static void test_locks_new_irql_mismatch(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old);
+    /* DDI rule IrqlKeReleaseSpinLock (C4/0x20015): NewIrql is not the acquire's OldIrql. Report and
+     * continue: the acquire's OldIrql is restored. */
+    expect_bugcheck_continue(0xC4, 0x20015, KeReleaseSpinLock(&lock, APC_LEVEL));
+    assert_rule("IrqlKeReleaseSpinLock", &lock);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(locks_held(), 0);
+    /* The legal twin: from APC_LEVEL, NewIrql APC_LEVEL is right. */
+    KeRaiseIrql(APC_LEVEL, &old);
+    {
+        KIRQL o2;
+        expect_no_bugcheck(KeAcquireSpinLock(&lock, &o2); KeReleaseSpinLock(&lock, APC_LEVEL));
+    }
+    KeLowerIrql(old);
+}
+
+static void test_locks_mismatched_release_routine(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    KeAcquireSpinLock(&lock, &old);
+    /* §4.3: taken with KeAcquireSpinLock, released FromDpcLevel, the IRQL is never restored: C4/0x1009
+     * (lock, 0, 0). Report and continue: the acquire's IRQL is restored. */
+    expect_bugcheck_continue(0xC4, 0x1009, KeReleaseSpinLockFromDpcLevel(&lock));
+    assert_params((uintptr_t)&lock, 0, 0);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(locks_held(), 0);
+    /* AtDpcLevel then KeReleaseSpinLock(DISPATCH_LEVEL): the IRQL it restores is right, no report. */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_no_bugcheck(KeAcquireSpinLockAtDpcLevel(&lock); KeReleaseSpinLock(&lock, DISPATCH_LEVEL));
+    KeLowerIrql(old);
+}
+
+/* ---- In-stack queued spin locks (§4.3) ----------------------------------------------------------- */
+
+static void test_locks_queued(void **state)
+{
+    KSPIN_LOCK lock, lock2;
+    KLOCK_QUEUE_HANDLE h, h2;
+    KIRQL old;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    KeInitializeSpinLock(&lock2);
+    expect_no_bugcheck(KeAcquireInStackQueuedSpinLock(&lock, &h));
+    assert_ptr_equal(h.LockQueue.Lock, &lock);
+    assert_int_equal(h.OldIrql, PASSIVE_LEVEL);
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    expect_no_bugcheck(KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock2, &h2));
+    assert_int_equal(h2.OldIrql, DISPATCH_LEVEL);
+    expect_no_bugcheck(KeReleaseInStackQueuedSpinLockFromDpcLevel(&h2); KeReleaseInStackQueuedSpinLock(&h));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(locks_held(), 0);
+    assert_int_equal(lock, 2); /* free; last used queued */
+    /* AtDpcLevel below DISPATCH_LEVEL: C4/0x40. */
+    expect_bugcheck(0xC4, 0x40, KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock, &h));
+    assert_params(PASSIVE_LEVEL, (uintptr_t)&lock, 0);
+    /* Release not at DISPATCH_LEVEL: C4/0x32. */
+    KeAcquireInStackQueuedSpinLock(&lock, &h);
+    KeLowerIrql(PASSIVE_LEVEL);
+    expect_bugcheck_continue(0xC4, 0x32, KeReleaseInStackQueuedSpinLock(&h));
+    assert_params(PASSIVE_LEVEL, (uintptr_t)&lock, 0);
+    assert_string_equal(last()->site.routine, "KeReleaseInStackQueuedSpinLock");
+    assert_int_equal(locks_held(), 0);
+    /* Released while not held: QueuedSpinLockRelease (C4/0x40007). */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    h.OldIrql = DISPATCH_LEVEL;
+    expect_bugcheck(0xC4, 0x40007, KeReleaseInStackQueuedSpinLock(&h));
+    assert_rule("QueuedSpinLockRelease", &lock);
+    /* Acquired twice: QueuedSpinLock (C4/0x40006); report and continue does not deadlock. */
+    KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock, &h);
+    expect_bugcheck_continue(0xC4, 0x40006, KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock, &h2));
+    assert_rule("QueuedSpinLock", &lock);
+    expect_no_bugcheck(KeReleaseInStackQueuedSpinLockFromDpcLevel(&h2); KeReleaseInStackQueuedSpinLockFromDpcLevel(&h));
+    assert_int_equal(locks_held(), 0);
+    KeLowerIrql(old);
+    /* Retail: 0xF and 0x10. */
+    use_family(POOLSIM_FAMILY_RETAIL);
+    KeAcquireInStackQueuedSpinLock(&lock, &h);
+    expect_bugcheck(0x0F, (uintptr_t)&lock, KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock, &h2));
+    KeReleaseInStackQueuedSpinLock(&h);
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck(0x10, (uintptr_t)&lock, KeReleaseInStackQueuedSpinLockFromDpcLevel(&h));
+    KeLowerIrql(old);
+}
+
+static void test_locks_queued_and_ordinary_mixed(void **state)
+{
+    KSPIN_LOCK lock, plain;
+    KLOCK_QUEUE_HANDLE h;
+    KIRQL old;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    KeInitializeSpinLock(&plain);
+    /* §4.3: one lock is either queued or ordinary, never both (QueuedSpinLock, C4/0x40006). */
+    KeAcquireInStackQueuedSpinLock(&lock, &h);
+    KeReleaseInStackQueuedSpinLock(&h);
+    expect_bugcheck(0xC4, 0x40006, KeAcquireSpinLock(&lock, &old));
+    assert_rule("QueuedSpinLock", &lock);
+    assert_int_equal(locks_held(), 0);
+    /* Report and continue: taken anyway; from then on it counts as an ordinary lock. */
+    expect_bugcheck_continue(0xC4, 0x40006, KeAcquireSpinLock(&lock, &old));
+    expect_no_bugcheck(KeReleaseSpinLock(&lock, old); KeAcquireSpinLock(&lock, &old); KeReleaseSpinLock(&lock, old));
+    /* The other way round, and the release of a queued lock through the ordinary routine. */
+    expect_bugcheck(0xC4, 0x40006, KeAcquireInStackQueuedSpinLock(&lock, &h));
+    KeAcquireSpinLock(&plain, &old);
+    h.LockQueue.Next = NULL;
+    h.LockQueue.Lock = &plain;
+    h.OldIrql = old;
+    expect_bugcheck_continue(0xC4, 0x40006, KeReleaseInStackQueuedSpinLock(&h));
+    assert_int_equal(locks_held(), 0);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    /* The legal twin: each lock always used the same way. */
+    expect_no_bugcheck(KeAcquireSpinLock(&plain, &old); KeReleaseSpinLock(&plain, old));
+}
+
+/* ---- Fast mutexes ---------------------------------------------------------------------------------- */
+
+typedef struct mutex_ctx {
+    FAST_MUTEX *m;
+    int step;
+} mutex_ctx;
+
+static void mutex_holder(void *arg)
+{
+    mutex_ctx *c = (mutex_ctx *)arg;
+    ExAcquireFastMutex(c->m);
+    store_int(&c->step, 1);
+    while (load_int(&c->step) != 2)
+        sleep_ms(1);
+    ExReleaseFastMutex(c->m);
+}
+
+static void test_locks_fast_mutex(void **state)
+{
+    FAST_MUTEX m;
+    KIRQL old;
+    thread th;
+    mutex_ctx c;
+    (void)state;
+    ExInitializeFastMutex(&m);
+    assert_int_equal(m.Count, 1);
+    assert_null(m.Owner);
+    expect_no_bugcheck(ExAcquireFastMutex(&m));
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL); /* the acquire raises to APC_LEVEL */
+    assert_non_null(m.Owner);
+    assert_int_equal(m.OldIrql, PASSIVE_LEVEL);
+    assert_int_equal(locks_held(), 1);
+    expect_no_bugcheck(ExReleaseFastMutex(&m));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_null(m.Owner);
+    /* At APC_LEVEL: legal, and the release returns to APC_LEVEL. */
+    KeRaiseIrql(APC_LEVEL, &old);
+    expect_no_bugcheck(ExAcquireFastMutex(&m); ExReleaseFastMutex(&m));
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    KeLowerIrql(old);
+    /* C4/0x33 (IRQL, mutex, 0) above APC_LEVEL. */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck(0xC4, 0x33, ExAcquireFastMutex(&m));
+    assert_params(DISPATCH_LEVEL, (uintptr_t)&m, 0);
+    assert_string_equal(last()->site.routine, "ExAcquireFastMutex");
+    assert_null(m.Owner);
+    KeLowerIrql(old);
+    /* C4/0x34 (IRQL, APC-disable count, mutex) when released not at APC_LEVEL. */
+    ExAcquireFastMutex(&m);
+    KeEnterCriticalRegion();
+    KeLowerIrql(PASSIVE_LEVEL);
+    expect_bugcheck_continue(0xC4, 0x34, ExReleaseFastMutex(&m));
+    assert_params(PASSIVE_LEVEL, 1, (uintptr_t)&m);
+    assert_null(m.Owner);
+    KeLeaveCriticalRegion();
+    /* Recursive acquire: Deadlock Detection's self-deadlock, C4/0x1000 (mutex, 0, 0); no deadlock. */
+    ExAcquireFastMutex(&m);
+    expect_bugcheck(0xC4, 0x1000, ExAcquireFastMutex(&m));
+    assert_params((uintptr_t)&m, 0, 0);
+    expect_bugcheck_continue(0xC4, 0x1000, ExAcquireFastMutex(&m));
+    assert_int_equal(m.OldIrql, PASSIVE_LEVEL); /* the outer acquire's IRQL is kept */
+    expect_no_bugcheck(ExReleaseFastMutex(&m));
+    assert_non_null(m.Owner);
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    ExReleaseFastMutex(&m);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    /* Released while nobody holds it: C4/0x1007 (mutex, 0, 0). */
+    KeRaiseIrql(APC_LEVEL, &old);
+    expect_bugcheck(0xC4, 0x1007, ExReleaseFastMutex(&m));
+    assert_params((uintptr_t)&m, 0, 0);
+    /* Released by a thread that does not own it: C4/0x1004 (mutex, owner, caller). */
+    c.m = &m;
+    c.step = 0;
+    thread_start(&th, mutex_holder, &c);
+    while (load_int(&c.step) != 1)
+        sleep_ms(1);
+    expect_bugcheck(0xC4, 0x1004, ExReleaseFastMutex(&m));
+    assert_int_equal(last()->param[1], (uintptr_t)&m);
+    assert_int_equal(last()->param[2], (uintptr_t)m.Owner & ~(uintptr_t)15);
+    assert_true(last()->param[3] != 0 && last()->param[3] != last()->param[2]);
+    assert_non_null(m.Owner); /* the owner's hold survives */
+    store_int(&c.step, 2);
+    thread_join(&th);
+    assert_null(m.Owner);
+    KeLowerIrql(old);
+}
+
+/* ---- Critical regions ------------------------------------------------------------------------------- */
+
+static void test_locks_critical_region(void **state)
+{
+    KIRQL old;
+    (void)state;
+    expect_no_bugcheck(KeEnterCriticalRegion(); KeEnterCriticalRegion());
+    assert_int_equal(poolsim_thread_critical_regions(), 2);
+    KeRaiseIrql(APC_LEVEL, &old);
+    expect_no_bugcheck(KeLeaveCriticalRegion()); /* APC_LEVEL is allowed */
+    KeLowerIrql(old);
+    assert_int_equal(poolsim_thread_critical_regions(), 1);
+    /* §5.3: C4/0x11A and 0x11B (IRQL, 0, 0) above APC_LEVEL; counted anyway. */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck_continue(0xC4, 0x11B, KeLeaveCriticalRegion());
+    assert_params(DISPATCH_LEVEL, 0, 0);
+    assert_string_equal(last()->site.routine, "KeLeaveCriticalRegion");
+    assert_int_equal(poolsim_thread_critical_regions(), 0);
+    expect_bugcheck(0xC4, 0x11A, KeEnterCriticalRegion());
+    assert_params(DISPATCH_LEVEL, 0, 0);
+    assert_int_equal(poolsim_thread_critical_regions(), 0);
+    KeLowerIrql(old);
+}
+
+/* ---- They really lock ------------------------------------------------------------------------------- */
+
+#define HAMMER 200000
+
+typedef struct hammer {
+    KSPIN_LOCK lock;
+    FAST_MUTEX mutex;
+    long counter;    /* plain: only the lock protects it */
+    long mcounter;   /* the same under the mutex */
+    long qcounter;   /* the same under the lock used queued (a second lock) */
+    KSPIN_LOCK qlock;
+    int bad;         /* a thread saw a wrong IRQL or ended holding a lock */
+} hammer;
+
+static void hammer_thread(void *arg)
+{
+    hammer *h = (hammer *)arg;
+    for (int i = 0; i < HAMMER; i++) {
+        KIRQL old;
+        KLOCK_QUEUE_HANDLE q;
+        KeAcquireSpinLock(&h->lock, &old);
+        if (KeGetCurrentIrql() != DISPATCH_LEVEL)
+            store_int(&h->bad, 1);
+        h->counter++;
+        KeReleaseSpinLock(&h->lock, old);
+        KeAcquireInStackQueuedSpinLock(&h->qlock, &q);
+        h->qcounter++;
+        KeReleaseInStackQueuedSpinLock(&q);
+        if (i % 16 == 0) {
+            ExAcquireFastMutex(&h->mutex);
+            h->mcounter++;
+            ExReleaseFastMutex(&h->mutex);
+        }
+    }
+    if (!poolsim_thread_passive_no_locks())
+        store_int(&h->bad, 1);
+}
+
+static void test_locks_two_threads_hammer(void **state)
+{
+    static hammer h;
+    thread a, b;
+    (void)state;
+    memset(&h, 0, sizeof h);
+    KeInitializeSpinLock(&h.lock);
+    KeInitializeSpinLock(&h.qlock);
+    ExInitializeFastMutex(&h.mutex);
+    thread_start(&a, hammer_thread, &h);
+    thread_start(&b, hammer_thread, &h);
+    thread_join(&a);
+    thread_join(&b);
+    assert_int_equal(h.counter, 2L * HAMMER);
+    assert_int_equal(h.qcounter, 2L * HAMMER);
+    assert_int_equal(h.mcounter, 2L * ((HAMMER + 15) / 16));
+    assert_int_equal(h.bad, 0);
+    assert_int_equal(h.lock, 4);
+    assert_int_equal(h.qlock, 2);
+    assert_null(h.mutex.Owner);
+    assert_int_equal(poolsim_bugcheck_count(), 0);
+}
+
+typedef struct waiter {
+    KSPIN_LOCK *lock;
+    int got;
+} waiter;
+
+static void waiter_thread(void *arg)
+{
+    waiter *w = (waiter *)arg;
+    KIRQL old;
+    KeAcquireSpinLock(w->lock, &old);
+    store_int(&w->got, 1);
+    KeReleaseSpinLock(w->lock, old);
+}
+
+static void test_locks_waiter_blocks(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old;
+    waiter w;
+    thread th;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    w.lock = &lock;
+    w.got = 0;
+    KeAcquireSpinLock(&lock, &old);
+    thread_start(&th, waiter_thread, &w);
+    sleep_ms(100);
+    assert_int_equal(load_int(&w.got), 0); /* it spins while the lock is held */
+    KeReleaseSpinLock(&lock, old);
+    thread_join(&th);
+    assert_int_equal(load_int(&w.got), 1); /* and gets it once released */
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, poolsim_cmocka_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_locks_spin_basic),
+        T(test_locks_spin_nested),
+        T(test_locks_at_dpc_level),
+        T(test_locks_acquire_above_dispatch),
+        T(test_locks_release_not_at_dispatch),
+        T(test_locks_recursive_acquire),
+        T(test_locks_release_not_held),
+        T(test_locks_new_irql_mismatch),
+        T(test_locks_mismatched_release_routine),
+        T(test_locks_queued),
+        T(test_locks_queued_and_ordinary_mixed),
+        T(test_locks_fast_mutex),
+        T(test_locks_critical_region),
+        T(test_locks_two_threads_hammer),
+        T(test_locks_waiter_blocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
