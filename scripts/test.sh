@@ -64,6 +64,24 @@ if [ $quick -eq 0 ]; then
     run_preset clang clang
     run_preset asan asan+ubsan
 
+    # ThreadSanitizer over the tests that run threads: the IRQL and lock tests (label "locks") and the
+    # tracker's two-thread tests. Force-IRQL's fault handler cannot run under TSan's signal handling.
+    stage=tsan
+    start=$SECONDS
+    printf '\n== tsan: configure and build (build/tsan) ==\n'
+    cmake --preset tsan
+    cmake --build --preset tsan --parallel "$jobs"
+    ctest --preset tsan -j "$jobs" -L locks 2>&1 | tee build/ctest-tsan-locks.log
+    ctest --preset tsan -j "$jobs" -R '^(test_pool|test_tags)$' 2>&1 | tee build/ctest-tsan-threads.log
+    count=0
+    for log in build/ctest-tsan-locks.log build/ctest-tsan-threads.log; do
+        n=$(sed -nE 's/.*tests passed, 0 tests failed out of ([0-9]+).*/\1/p' "$log")
+        [ -n "$n" ] || { echo "test.sh: no ctest result line in $log" >&2; false; }
+        count=$((count + n))
+    done
+    total=$((total + count))
+    summary+=("$(printf '%-13s %4d tests  %4ds' tsan "$count" $((SECONDS - start)))")
+
     stage=freestanding
     start=$SECONDS
     printf '\n== freestanding: core built with -ffreestanding -nostdinc ==\n'

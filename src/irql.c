@@ -38,8 +38,10 @@
 /* The slow paths stay out of line, so the fast ones need no stack frame. */
 #if defined(__GNUC__) || defined(__clang__)
 #define SLOW __attribute__((noinline, cold))
+#define PSIM_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define SLOW
+#define PSIM_ALWAYS_INLINE inline
 #endif
 
 /* ---- Routine names and rule texts ------------------------------------------ */
@@ -370,57 +372,94 @@ static SLOW uint8_t spin_acquire_slow(psim_thread *t, uintptr_t *lock, poolsim_i
     return spin_acquired(t, lock, rt, file, line);
 }
 
-uint8_t poolsim_spin_acquire(uintptr_t *lock, poolsim_irql_routine rt, const char *file, int line)
+/* The fast path of one acquire routine; rt is a constant in each caller, so the
+ * routine's flags fold away. Free, last used the same way, at an IRQL the
+ * routine accepts: one compare-and-swap, then the bookkeeping. */
+static PSIM_ALWAYS_INLINE uint8_t spin_acquire_fast(psim_thread *t, uintptr_t *lock, poolsim_irql_routine rt,
+                                                    const char *file, int line)
 {
-    psim_thread *t = poolsim__thread();
-    unsigned f = rt_flags_of(rt);
-    if (PSIM_UNLIKELY(!(f & RF_ACQUIRE))) {
-        rt = POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK;
-        f = RF_ACQUIRE;
-    }
-    if (!t) /* no per-thread state (the kernel): nothing to simulate */
-        return poolsim__prim_irql_get();
+    const unsigned f = rt_flags[rt];
     const uintptr_t kind = (f & RF_QUEUED) ? LW_QUEUED : LW_ORDINARY;
     const unsigned cur = t->irql;
     uintptr_t w = psim_word_load(lock);
-    /* Fast path: free, last used the same way, at an IRQL the routine accepts. */
     if (PSIM_LIKELY(!(w & (LW_HELD | (LW_KINDS & ~kind))) && ((f & RF_AT_DPC) ? cur >= IRQL_DPC : cur <= IRQL_DPC) &&
-                    psim_word_cas(lock, &w, (uintptr_t)t | LW_HELD | kind)))
-        return spin_acquired(t, lock, rt, file, line);
+                    t->nheld < PSIM_HELD_MAX && psim_word_cas(lock, &w, (uintptr_t)t | LW_HELD | kind))) {
+        unsigned to = (f & RF_AT_DPC) ? cur : IRQL_DPC;
+        held_push(t, lock, (f & RF_QUEUED) ? PSIM_LK_QUEUED : PSIM_LK_SPIN, rt, cur, file, line);
+        hist_put(t, POOLSIM_IRQL_EV_ACQUIRE, cur, to, rt, lock, file, line);
+        irql_move(t, cur, to);
+        return (uint8_t)cur;
+    }
     return spin_acquire_slow(t, lock, rt, file, line);
+}
+
+uint8_t poolsim_spin_acquire(uintptr_t *lock, poolsim_irql_routine rt, const char *file, int line)
+{
+    psim_thread *t = poolsim__thread();
+    if (!t) /* no per-thread state (the kernel): nothing to simulate */
+        return poolsim__prim_irql_get();
+    switch (rt) {
+    case POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_RAISE:
+        return spin_acquire_fast(t, lock, POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_RAISE, file, line);
+    case POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_AT_DPC:
+        return spin_acquire_fast(t, lock, POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_AT_DPC, file, line);
+    case POOLSIM_IRQL_RT_ACQUIRE_QUEUED:
+        return spin_acquire_fast(t, lock, POOLSIM_IRQL_RT_ACQUIRE_QUEUED, file, line);
+    case POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC:
+        return spin_acquire_fast(t, lock, POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC, file, line);
+    default:
+        return spin_acquire_fast(t, lock, POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK, file, line);
+    }
 }
 
 static SLOW void spin_release_slow(psim_thread *t, uintptr_t *lock, uint8_t new_irql, poolsim_irql_routine rt,
                                    const char *file, int line, int i);
 
-void poolsim_spin_release(uintptr_t *lock, uint8_t new_irql, poolsim_irql_routine rt, const char *file, int line)
+/* The fast path of one release routine (rt a constant, as above): the
+ * thread's own lock, released the way it was taken, at the right IRQL. */
+static PSIM_ALWAYS_INLINE void spin_release_fast(psim_thread *t, uintptr_t *lock, uint8_t new_irql,
+                                                 poolsim_irql_routine rt, const char *file, int line)
 {
-    psim_thread *t = poolsim__thread();
-    unsigned f = rt_flags_of(rt);
-    if (PSIM_UNLIKELY(!(f & RF_RELEASE))) {
-        rt = POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK;
-        f = RF_RELEASE;
-    }
-    if (!t)
-        return;
+    const unsigned f = rt_flags[rt];
     const bool queued = (f & RF_QUEUED) != 0, from_dpc = (f & RF_AT_DPC) != 0;
     const unsigned cur = t->irql;
     /* The newest entry first: locks are mostly released in reverse order. */
     int i = t->nheld && t->held[t->nheld - 1].obj == lock ? (int)t->nheld - 1 : held_find(t, lock);
-    psim_held *h = i >= 0 ? &t->held[i] : NULL;
-
-    /* Fast path: the thread's own lock, released the way it was taken, at the right IRQL. */
-    if (PSIM_LIKELY(h && !h->nest && h->kind == (queued ? PSIM_LK_QUEUED : PSIM_LK_SPIN) &&
-                    (from_dpc ? cur >= IRQL_DPC && rt_at_dpc((poolsim_irql_routine)h->routine)
-                              : cur == IRQL_DPC && (queued || new_irql == h->old_irql)))) {
-        unsigned to = from_dpc ? cur : new_irql;
-        psim_word_release(lock, queued ? LW_QUEUED : LW_ORDINARY);
-        held_drop(t, i);
-        hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, to, rt, lock, file, line);
-        irql_move(t, cur, to);
-        return;
+    if (PSIM_LIKELY(i >= 0)) {
+        const psim_held *h = &t->held[i];
+        if (PSIM_LIKELY(!h->nest && h->kind == (queued ? PSIM_LK_QUEUED : PSIM_LK_SPIN) &&
+                        (from_dpc ? cur >= IRQL_DPC && (rt_flags[h->routine] & RF_AT_DPC)
+                                  : cur == IRQL_DPC && (queued || new_irql == h->old_irql)))) {
+            unsigned to = from_dpc ? cur : new_irql;
+            psim_word_release(lock, queued ? LW_QUEUED : LW_ORDINARY);
+            held_drop(t, i);
+            hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, to, rt, lock, file, line);
+            irql_move(t, cur, to);
+            return;
+        }
     }
     spin_release_slow(t, lock, new_irql, rt, file, line, i);
+}
+
+void poolsim_spin_release(uintptr_t *lock, uint8_t new_irql, poolsim_irql_routine rt, const char *file, int line)
+{
+    psim_thread *t = poolsim__thread();
+    if (!t)
+        return;
+    switch (rt) {
+    case POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK_FROM_DPC:
+        spin_release_fast(t, lock, new_irql, POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK_FROM_DPC, file, line);
+        break;
+    case POOLSIM_IRQL_RT_RELEASE_QUEUED:
+        spin_release_fast(t, lock, new_irql, POOLSIM_IRQL_RT_RELEASE_QUEUED, file, line);
+        break;
+    case POOLSIM_IRQL_RT_RELEASE_QUEUED_FROM_DPC:
+        spin_release_fast(t, lock, new_irql, POOLSIM_IRQL_RT_RELEASE_QUEUED_FROM_DPC, file, line);
+        break;
+    default:
+        spin_release_fast(t, lock, new_irql, POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK, file, line);
+        break;
+    }
 }
 
 /* Everything but the fast path: i is the held[] entry of the lock, or -1. */
