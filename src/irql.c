@@ -168,6 +168,24 @@ static SLOW void report(poolsim_irql_routine rt, const char *file, int line, uns
     poolsim__bc_deliver(poolsim__g, &bc);
 }
 
+/* §4.2: a raise to a lower level, or past HIGH_LEVEL. The IRQL stays. */
+static SLOW void bad_raise(poolsim_irql_routine rt, const char *file, int line, unsigned cur, unsigned requested)
+{
+    if (retail())
+        report(rt, file, line, 0x09, cur, requested, 0, 0);
+    else
+        report(rt, file, line, 0xC4, 0x30, cur, requested, 0);
+}
+
+/* §4.2: a lower to a higher level, or past HIGH_LEVEL. The IRQL stays; Arg4 0: poolsim runs no DPCs. */
+static SLOW void bad_lower(poolsim_irql_routine rt, const char *file, int line, unsigned cur, unsigned requested)
+{
+    if (retail())
+        report(rt, file, line, 0x0A, cur, requested, 0, 0);
+    else
+        report(rt, file, line, 0xC4, 0x31, cur, requested, 0);
+}
+
 uint8_t poolsim_irql(void) { return poolsim__prim_irql_get(); }
 
 void poolsim_set_irql(uint8_t irql)
@@ -197,11 +215,7 @@ uint8_t poolsim_irql_raise(uint8_t new_irql, poolsim_irql_routine rt, const char
     }
     uint8_t cur = t->irql;
     if (PSIM_UNLIKELY(new_irql < cur || new_irql > IRQL_HIGH)) {
-        /* §4.2: a raise to a lower level, or past HIGH_LEVEL. The IRQL stays. */
-        if (retail())
-            report(rt, file, line, 0x09, cur, new_irql, 0, 0);
-        else
-            report(rt, file, line, 0xC4, 0x30, cur, new_irql, 0);
+        bad_raise(rt, file, line, cur, new_irql);
         return cur;
     }
     hist_put(t, POOLSIM_IRQL_EV_RAISE, cur, new_irql, rt, NULL, file, line);
@@ -219,11 +233,7 @@ void poolsim_irql_lower(uint8_t new_irql, const char *file, int line)
     }
     uint8_t cur = t->irql;
     if (PSIM_UNLIKELY(new_irql > cur || new_irql > IRQL_HIGH)) {
-        /* §4.2: a lower to a higher level, or past HIGH_LEVEL. P4 0: poolsim runs no DPCs. */
-        if (retail())
-            report(rt, file, line, 0x0A, cur, new_irql, 0, 0);
-        else
-            report(rt, file, line, 0xC4, 0x31, cur, new_irql, 0);
+        bad_lower(rt, file, line, cur, new_irql);
         return;
     }
     hist_put(t, POOLSIM_IRQL_EV_LOWER, cur, new_irql, rt, NULL, file, line);
