@@ -43,17 +43,15 @@ trap 'echo "test.sh: FAILED in stage $stage" >&2' ERR
 total=0
 summary=()
 
-# run_preset PRESET LABEL [START [CTEST_ARGS]]: configure, build and ctest one preset of CMakePresets.json; the
-# stage's time counts from START (default: now); CTEST_ARGS select tests (e.g. "-L locks").
+# run_preset PRESET LABEL [START]: configure, build and ctest one preset of CMakePresets.json; the stage's
+# time counts from START (default: now).
 run_preset() {
     local preset=$1 label=$2 start=${3:-$SECONDS} log=build/ctest-$1.log count
-    local -a selection
-    read -r -a selection <<<"${4:-}"
     stage=$label
     printf '\n== %s: configure and build (build/%s) ==\n' "$label" "$preset"
     cmake --preset "$preset"
     cmake --build --preset "$preset" --parallel "$jobs"
-    ctest --preset "$preset" -j "$jobs" "${selection[@]}" 2>&1 | tee "$log"
+    ctest --preset "$preset" -j "$jobs" 2>&1 | tee "$log"
     count=$(sed -nE 's/.*tests passed, 0 tests failed out of ([0-9]+).*/\1/p' "$log")
     [ -n "$count" ] || { echo "test.sh: no ctest result line in $log" >&2; false; }
     total=$((total + count))
@@ -66,10 +64,6 @@ run_preset dev gcc
 if [ $quick -eq 0 ]; then
     run_preset clang clang
     run_preset asan asan+ubsan
-    # Threads contend for the simulated spin locks and fast mutexes for real: ThreadSanitizer checks them.
-    # test_forceirql is not in the label: its fault trap longjmps out of signal handlers, which TSan does
-    # not follow (tests/CMakeLists.txt).
-    run_preset tsan tsan "$SECONDS" "-L locks"
 
     # ThreadSanitizer over the tests that run threads: the IRQL and lock tests (label "locks") and the
     # tracker's two-thread tests. Force-IRQL's fault handler cannot run under TSan's signal handling.
