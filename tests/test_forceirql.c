@@ -110,66 +110,7 @@ static void assert_ip_in(uintptr_t ip, uintptr_t fn)
     assert_true(ip < fn + 1024);
 }
 
-static void sleep_ms(unsigned ms)
-{
-#ifdef _WIN32
-    Sleep(ms);
-#else
-    struct timespec ts = {0, (long)ms * 1000000L};
-    nanosleep(&ts, NULL);
-#endif
-}
-
-static int load_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-static void store_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-
-typedef void thread_fn(void *arg);
-typedef struct thread {
-    thread_fn *fn;
-    void *arg;
-#ifdef _WIN32
-    void *h;
-#else
-    pthread_t th;
-#endif
-} thread;
-
-#ifdef _WIN32
-static unsigned long __stdcall thread_main(void *p)
-#else
-static void *thread_main(void *p)
-#endif
-{
-    thread *t = (thread *)p;
-    t->fn(t->arg);
-#ifdef _WIN32
-    return 0;
-#else
-    return NULL;
-#endif
-}
-
-static void thread_start(thread *t, thread_fn *fn, void *arg)
-{
-    t->fn = fn;
-    t->arg = arg;
-#ifdef _WIN32
-    t->h = CreateThread(NULL, 0, thread_main, t, 0, NULL);
-    assert_non_null(t->h);
-#else
-    assert_int_equal(pthread_create(&t->th, NULL, thread_main, t), 0);
-#endif
-}
-
-static void thread_join(thread *t)
-{
-#ifdef _WIN32
-    WaitForSingleObject(t->h, 0xFFFFFFFFu);
-    CloseHandle(t->h);
-#else
-    pthread_join(t->th, NULL);
-#endif
-}
+#include "threads.h"
 
 /* A handler for bug checks raised on any thread: counts them, keeps the
  * first, and returns (report and continue). */
