@@ -58,8 +58,8 @@ int memcmp(const void *, const void *, size_t);
 #define PSIM_CACHE_ALIGN 64u /* CacheAligned types: §2.5 UNCONFIRMED, 64 chosen */
 
 #define PSIM_PROTECTED_POOL 0x80000000u
-#define PSIM_TAG_NONE 0x656E6F4Eu /* 'enoN' displays "None" (§2.6) */
-#define PSIM_TAG_BIG 0x20474942u  /* ' GIB' displays "BIG " */
+#define PSIM_TAG_NONE 0x656E6F4Eu         /* 'enoN' displays "None" (§2.6) */
+#define PSIM_TAG_BIG 0x20474942u          /* ' GIB' displays "BIG " */
 #define PSIM_TAG_MM_CONTIG 0x74436D4Du    /* displays "MmCt": MmAllocateContiguousMemory */
 #define PSIM_TAG_MM_NONCACHED 0x634E6D4Du /* displays "MmNc": MmAllocateNonCachedMemory */
 
@@ -132,7 +132,7 @@ void poolsim__tag_text(uint32_t tag, char out[5]);
 
 enum psim_state { PSIM_FREE = 0, PSIM_LIVE = 1, PSIM_QUARANTINED = 2, PSIM_RELEASED = 3 };
 
-#define PSIM_REC_QUOTA 0x01u /* quota was charged */
+#define PSIM_REC_QUOTA 0x01u     /* quota was charged */
 #define PSIM_REC_CACHE 0x02u     /* cache-aligned placement */
 #define PSIM_REC_CONTIG 0x04u    /* made by MmAllocateContiguousMemory* */
 #define PSIM_REC_NONCACHED 0x08u /* made by MmAllocateNonCachedMemory */
@@ -155,17 +155,25 @@ typedef struct psim_rec {
     uint8_t free_rt;
 } psim_rec;
 
-enum psim_page_kind { PSIM_PG_UNUSED = 0, PSIM_PG_FREE_RUN, PSIM_PG_SLAB, PSIM_PG_BIG, PSIM_PG_BIG_TAIL };
+enum psim_page_kind {
+    PSIM_PG_UNUSED = 0,
+    PSIM_PG_FREE_RUN,
+    PSIM_PG_SLAB,
+    PSIM_PG_BIG,
+    PSIM_PG_BIG_TAIL,
+    PSIM_PG_SPECIAL,      /* a special-pool page: one block (special.c) */
+    PSIM_PG_SPECIAL_GUARD /* the no-access page between two special-pool pages */
+};
 
 #define PSIM_NO_SLOT 0xFFFFu
 
 typedef struct psim_page {
-    uint8_t kind;  /* enum psim_page_kind */
-    uint8_t pool;  /* 0 nonpaged, 1 paged */
-    uint8_t shard; /* owning shard: its lock guards this descriptor */
-    uint8_t cls;   /* slab class index */
-    uint16_t slot_size, user_off, nslots, nused;
-    uint16_t free_head, free_tail; /* FIFO of free slots */
+    uint8_t kind;                                /* enum psim_page_kind */
+    uint8_t pool;                                /* 0 nonpaged, 1 paged */
+    uint8_t shard;                               /* owning shard: its lock guards this descriptor */
+    uint8_t cls;                                 /* slab class index */
+    uint16_t slot_size, user_off, nslots, nused; /* SPECIAL: nused 1 while the page is open */
+    uint16_t free_head, free_tail;               /* FIFO of free slots */
     uint32_t run;                  /* BIG/FREE_RUN: pages in the run; BIG_TAIL: pages back to the head */
     uintptr_t base;                /* address of the page */
     psim_rec *recs;                /* SLAB: nslots records; BIG: one */
@@ -195,7 +203,7 @@ typedef struct psim_shard {
     poolsim__prim_lock lock;
     psim_qent *qring; /* FIFO of quarantined blocks, allocated on first use */
     uint32_t qcap, qhead, qcount;
-    uint64_t qbytes;                        /* caller bytes in this shard's quarantine */
+    uint64_t qbytes;                         /* caller bytes in this shard's quarantine */
     uint64_t allocs, frees, live, live_peak; /* relaxed stores under the lock */
     /* The last call site this shard looked up, for allocations [0] and frees [1]. */
     struct {
@@ -218,7 +226,6 @@ typedef struct psim_shard {
 #ifndef POOLSIM_SHARDS
 #define POOLSIM_SHARDS 8u /* power of two */
 #endif
-
 
 /* One shard's share of a tag's counters, written under that shard's lock
  * (relaxed stores) and summed by readers. */
@@ -278,13 +285,34 @@ typedef struct psim_fault {
     bool persistent;
     const char *site_file;
     int site_line;
-    uint64_t site_done;          /* atomic: the site's failure was injected */
-    uint64_t count, injected;    /* atomics: allocations seen, failures injected */
+    uint64_t site_done;       /* atomic: the site's failure was injected */
+    uint64_t count, injected; /* atomics: allocations seen, failures injected */
     poolsim_fault_record log[POOLSIM_FAULT_LOG];
-    uint32_t log_n;              /* records written, ever */
+    uint32_t log_n; /* records written, ever */
     poolsim_site trace[PSIM_TRACE_SITES];
     uint32_t ntrace;
 } psim_fault;
+
+/* ---- Special pool (special.c) -------------------------------------------- */
+
+#define PSIM_SPECIAL_SLOTS_MAX 65536u
+/* Bits of psim_special.on. */
+#define PSIM_SP_REQUESTS 0x1u /* the platform can: honour POOL_FLAG_SPECIAL_POOL and the priorities */
+#define PSIM_SP_CHOOSE 0x2u   /* a tag pattern, size class or sampling rate is set */
+
+/* The special-pool region: 2 * nslots + 1 pages, guard pages at the even
+ * indexes, block pages at the odd ones. Shard 0's lock guards it. */
+typedef struct psim_special {
+    uint32_t on;       /* PSIM_SP_*, fixed at init */
+    uint32_t nslots;   /* from the special_pool_slots option */
+    psim_chunk *chunk; /* made at the first special allocation */
+    psim_rec *recs;    /* one per slot */
+    uint32_t *fifo;    /* free slots, least recently freed first */
+    uint32_t fhead, fcount;
+    uint64_t allocs, fallback; /* atomics */
+    uint64_t sample_count;     /* atomic: the sampling count where there is no thread state */
+    uint64_t threads;          /* atomic: threads that have sampled, numbering their seeds */
+} psim_special;
 
 /* ---- The instance ------------------------------------------------------ */
 
@@ -313,6 +341,7 @@ typedef struct psim {
     uint32_t nsites; /* atomic; site 0 is "unknown" */
 
     psim_fault fault;
+    psim_special special;
     poolsim__prim_lock lal_lock; /* guards lals */
     struct psim_lal **lals;      /* live lookaside lists, POOLSIM_LOOKASIDE_CAPACITY slots */
     psim_shard shards[POOLSIM_SHARDS];
@@ -342,10 +371,14 @@ psim_page *poolsim__page_of(const psim *ps, uintptr_t addr);
 bool poolsim__locate(psim_page *pg, uintptr_t addr, psim_where *w);
 /* Allocates a slot or run for n bytes; returns the caller's pointer with its
  * record (state FREE, to be filled) and shard locked, or NULL (unlocked). */
-void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, bool whole_pages, psim_where *w);
+void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, bool whole_pages,
+                           psim_where *w);
 /* Gives a located block's memory back. Caller holds the shard lock. */
 void poolsim__block_release(psim *ps, psim_where *w);
 unsigned poolsim__shard_of_thread(uint32_t thread);
+/* A chunk of npages read-write pages entered in the page map, owned by
+ * shard; its descriptors say `pool`. NULL when the platform has no memory. */
+psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t npages);
 static inline psim_shard *poolsim__shard(psim *ps, const psim_page *pg) { return &ps->shards[pg->shard]; }
 
 /* Iterates blocks whose state bit (1 << state) is in `states`. Each true
@@ -380,6 +413,44 @@ bool poolsim__damage_violation(psim *ps, const psim_where *w, poolsim_bugcheck *
 void poolsim__quarantine_trim(psim *ps, unsigned shard, uint64_t max_bytes, uint64_t max_blocks,
                               const char *file, int line, poolsim_routine rt);
 
+/* special.c */
+void poolsim__special_init(psim *ps);
+void poolsim__special_fini(psim *ps);
+/* True when this allocation goes to special pool: POOL_FLAG_SPECIAL_POOL, a
+ * special-pool priority, the tag pattern, the size class or the sampling.
+ * The inline test keeps the cost to one load while nothing is configured. */
+bool poolsim__special_select(psim *ps, const poolsim_alloc_req *req, bool flags_routine, uint32_t tag,
+                             size_t n);
+static inline bool poolsim__special_wanted(psim *ps, const poolsim_alloc_req *req, bool flags_routine,
+                                           uint32_t tag, size_t n)
+{
+    uint32_t on = ps->special.on;
+    if (PSIM_LIKELY(!(on & PSIM_SP_CHOOSE)) &&
+        (!on ||
+         (flags_routine ? !(req->type & PSIM_PF_SPECIAL_POOL) && !req->ext_count : !(req->priority & 8u))))
+        return false;
+    return poolsim__special_select(ps, req, flags_routine, tag, n);
+}
+/* Verify Start for this request: the option, or a ...SpecialPoolUnderrun priority. */
+bool poolsim__special_underrun(const psim *ps, const poolsim_alloc_req *req, bool flags_routine);
+/* Like poolsim__block_alloc, from a free special-pool slot; NULL (unlocked,
+ * counted as a fallback) when there is none. */
+void *poolsim__special_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, bool underrun,
+                             psim_where *w);
+/* Closes a freed block's page and queues its slot last. Shard 0 locked. */
+void poolsim__special_release(psim *ps, psim_where *w);
+static inline bool poolsim__is_special(const psim_page *pg)
+{
+    return pg->kind == PSIM_PG_SPECIAL || pg->kind == PSIM_PG_SPECIAL_GUARD;
+}
+/* Builds the bug check of a free of `a`, an address in special pool that is
+ * not a live block's pointer (C1 0x20, 0x21, 0x22). Shard 0 locked. */
+void poolsim__special_bad_free(psim *ps, psim_page *pg, uintptr_t a, poolsim_bugcheck *bc);
+/* forceirql.c: the fault trap is in place (again); a page of special pool
+ * opens (live) or closes, in step with pages opened for single steps. */
+bool poolsim__trap_arm(void);
+void poolsim__trap_page(psim_page *pg, bool open);
+
 /* tags.c */
 bool poolsim__tags_init(psim *ps);
 void poolsim__tags_fini(psim *ps);
@@ -392,7 +463,8 @@ bool poolsim__tag_match(uint32_t tag, const char *pattern);
 bool poolsim__tag_match_list(uint32_t tag, const char *patterns);
 uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine rt, uint32_t tag);
 /* The same through the shard's one-entry cache; the shard's lock is held. */
-uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt, uint32_t tag);
+uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt,
+                              uint32_t tag);
 const psim_site *poolsim__site_at(const psim *ps, uint32_t idx);
 psim_site *poolsim__site_mut(psim *ps, uint32_t idx);
 /* Count an allocation or a free in shard `shard`, whose lock the caller holds. */
@@ -412,8 +484,8 @@ void poolsim__fault_fini(psim *ps);
  * the cost of an idle injector to one load. */
 bool poolsim__fault_decide(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type, const char *file, int line,
                            poolsim_routine rt);
-static inline bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type, const char *file,
-                                        int line, poolsim_routine rt)
+static inline bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_type,
+                                        const char *file, int line, poolsim_routine rt)
 {
     return PSIM_UNLIKELY(psim_atomic_load32(&ps->fault.flags) != 0) &&
            poolsim__fault_decide(ps, tag, n, pool_type, file, line, rt);
@@ -441,8 +513,8 @@ void poolsim__lookaside_fini(psim *ps);
 void poolsim__bc_make(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
                       uintptr_t p4);
 /* Replaces the code and parameters of bc, keeping its block. */
-void poolsim__bc_make_keep_block(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
-                                 uintptr_t p4);
+void poolsim__bc_make_keep_block(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2,
+                                 uintptr_t p3, uintptr_t p4);
 /* Sets the call site of bc. */
 void poolsim__bc_site(poolsim_bugcheck *bc, const char *file, int line, poolsim_routine rt);
 /* Copies a record into bc->block. */

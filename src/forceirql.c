@@ -51,13 +51,13 @@
 #define FI_OPEN_SLOTS 64u
 #define FI_NEED (POOLSIM__CAP_PAGE_PROTECT | POOLSIM__CAP_FAULT_TRAP)
 
-static uintptr_t g_fi;         /* threads at >= DISPATCH_LEVEL counted | FI_APPLIED */
-static uintptr_t g_fi_lock;    /* guards everything below */
-static void *g_fi_ps;          /* the instance whose paged chunks are protected (atomic reads) */
-static uint64_t g_fi_secret;   /* ... and its secret (atomic): a new instance may reuse the address */
-static void *g_fi_head;        /* its chunk list's head when they were protected; older ones are too */
-static uint32_t g_fi_caps;     /* poolsim__prim_caps() | 0x80000000, once read */
-static bool g_fi_trap;         /* the trap was installed at the last apply */
+static uintptr_t g_fi;       /* threads at >= DISPATCH_LEVEL counted | FI_APPLIED */
+static uintptr_t g_fi_lock;  /* guards everything below */
+static void *g_fi_ps;        /* the instance whose paged chunks are protected (atomic reads) */
+static uint64_t g_fi_secret; /* ... and its secret (atomic): a new instance may reuse the address */
+static void *g_fi_head;      /* its chunk list's head when they were protected; older ones are too */
+static uint32_t g_fi_caps;   /* poolsim__prim_caps() | 0x80000000, once read */
+static bool g_fi_trap;       /* the trap was installed at the last apply */
 static struct {
     uintptr_t page;
     uint32_t refs; /* single steps that need it open */
@@ -113,7 +113,8 @@ static void fi_bit_set(void)
 
 static bool fi_same_instance(const psim *ps)
 {
-    return psim_atomic_load_ptr((void *const *)&g_fi_ps) == ps && ps && ps->secret == psim_atomic_load(&g_fi_secret);
+    return psim_atomic_load_ptr((void *const *)&g_fi_ps) == ps && ps &&
+           ps->secret == psim_atomic_load(&g_fi_secret);
 }
 
 static unsigned fi_on_fault(const poolsim__prim_fault *f);
@@ -206,15 +207,37 @@ static void fi_open(psim_thread *t, uintptr_t page)
     fi_unlock();
 }
 
+/* True when a page must be no-access once nobody steps through it: a
+ * special-pool guard page, a special-pool page without a live block, or paged
+ * pool while Force IRQL protection is applied. Under fi_lock. */
+static bool fi_closed(const psim_page *pg, bool applied)
+{
+    if (pg->kind == PSIM_PG_SPECIAL_GUARD)
+        return true;
+    if (pg->kind == PSIM_PG_SPECIAL)
+        return pg->nused == 0;
+    return applied && pg->pool == 1;
+}
+
+/* The one fault dispatcher: special pool first, then Force IRQL. */
 static unsigned fi_on_fault(const poolsim__prim_fault *f)
 {
     psim *ps = poolsim__g;
     psim_page *pg = ps ? poolsim__page_of(ps, f->addr) : NULL;
     psim_thread *t = poolsim__thread();
-    if (!pg || pg->pool != 1 || !t)
-        return POOLSIM__TRAP_PASS; /* not paged pool: not ours */
+    if (!pg || !t)
+        return POOLSIM__TRAP_PASS; /* not poolsim's pool: not ours */
+    if (poolsim__is_special(pg)) {
+        /* A reported touch whose handler returned, or poolsim's own access: let it through. */
+        if (t->fi_pass || poolsim__prim_locks_held())
+            goto step;
+        return POOLSIM__TRAP_REPORT;
+    }
+    if (pg->pool != 1)
+        return POOLSIM__TRAP_PASS;
     if (t->irql >= PSIM_IRQL_DISPATCH && !t->fi_pass && poolsim__prim_locks_held() == 0)
         return POOLSIM__TRAP_REPORT;
+step:
     fi_open(t, f->addr & ~(uintptr_t)(PSIM_PAGE - 1));
     return POOLSIM__TRAP_STEP;
 }
@@ -233,9 +256,9 @@ static void fi_on_step(void)
         for (unsigned k = 0; k < FI_OPEN_SLOTS; k++) {
             if (!g_open[k].refs || g_open[k].page != page)
                 continue;
-            if (--g_open[k].refs == 0 && applied && ps) {
+            if (--g_open[k].refs == 0 && ps) {
                 psim_page *pg = poolsim__page_of(ps, page);
-                if (pg && pg->pool == 1)
+                if (pg && fi_closed(pg, applied))
                     poolsim__prim_pages_protect((void *)page, PSIM_PAGE, POOLSIM__PROT_NONE);
             }
             break;
@@ -243,6 +266,51 @@ static void fi_on_step(void)
     }
     t->nopen = 0;
     fi_unlock();
+}
+
+/* ---- Special pool's pages (special.c) ---------------------------------------------- */
+
+bool poolsim__trap_arm(void)
+{
+    fi_lock();
+    g_fi_trap = poolsim__prim_trap_install(fi_on_fault, fi_on_report, fi_on_step);
+    fi_unlock();
+    return g_fi_trap;
+}
+
+void poolsim__trap_page(psim_page *pg, bool open)
+{
+    fi_lock();
+    pg->nused = open ? 1u : 0u;
+    poolsim__prim_pages_protect((void *)pg->base, PSIM_PAGE, open ? POOLSIM__PROT_RW : POOLSIM__PROT_NONE);
+    fi_unlock();
+}
+
+/* 0xD5 for a touch of a freed (or never used) special-pool page, 0xD6 for a
+ * touch of a guard page (§1.7: P1 the address, P2 0 read / 1 write, P3 the
+ * code). The block named is the page's, or for a guard page the neighbour
+ * the address is closer to, a live one first. */
+static void fi_report_special(psim *ps, psim_page *pg, const poolsim__prim_fault *f)
+{
+    poolsim_bugcheck bc;
+    psim_where w;
+    psim_page *owner = pg;
+    poolsim__bc_make(&bc, pg->kind == PSIM_PG_SPECIAL ? 0xD5 : 0xD6, f->addr, f->access & 1u, f->ip, 0);
+    bc.site.routine = poolsim_irql_routine_name(POOLSIM_IRQL_RT_ACCESS);
+    poolsim__prim_lock_acquire(&ps->shards[0].lock);
+    if (pg->kind == PSIM_PG_SPECIAL_GUARD) {
+        psim_chunk *c = ps->special.chunk;
+        uint32_t i = (uint32_t)(pg - c->pages);
+        psim_page *below = i > 0 ? pg - 1 : NULL, *above = i + 1 < c->npages ? pg + 1 : NULL;
+        bool low_half = (f->addr & (PSIM_PAGE - 1)) < PSIM_PAGE / 2;
+        psim_page *near = low_half && below ? below : above ? above : below;
+        psim_page *far = near == below ? above : below;
+        owner = far && far->nused && !near->nused ? far : near;
+    }
+    if (owner && poolsim__locate(owner, owner->base, &w) && w.rec->state != PSIM_FREE)
+        poolsim__bc_block(ps, &bc, &w, w.rec);
+    poolsim__prim_lock_release(&ps->shards[0].lock);
+    poolsim__bc_deliver(ps, &bc);
 }
 
 /* ---- The report ------------------------------------------------------------------- */
@@ -271,7 +339,10 @@ static void fi_on_report(const poolsim__prim_fault *f)
 {
     psim_thread *t = poolsim__thread();
     psim *ps = poolsim__g;
-    if (ps)
+    psim_page *pg = ps ? poolsim__page_of(ps, f->addr) : NULL;
+    if (pg && poolsim__is_special(pg))
+        fi_report_special(ps, pg, f);
+    else if (ps)
         fi_report(ps, t, f->addr, f->access, f->ip, POOLSIM_IRQL_RT_ACCESS);
     /* The handler returned (report and continue): the access proceeds. */
     if (t)

@@ -68,15 +68,22 @@ static void header_expected(const psim *ps, const psim_where *w, const psim_rec 
         out[i] = (uint8_t)(ulong1 >> (8 * i));
         out[4 + i] = (uint8_t)(r->tag >> (8 * i));
     }
-    if (PSIM_GRAN == 16) { /* x64: an 8-aligned word of canary bytes follows (little-endian, like guard_fill) */
+    if (PSIM_GRAN ==
+        16) { /* x64: an 8-aligned word of canary bytes follows (little-endian, like guard_fill) */
         uint64_t canary = guard_word(ps, w->user - 8);
         psim_memcpy(out + 8, &canary, 8);
     }
 }
 
+/* Special-pool pages always carry their pattern; other blocks with the guards option. */
+static bool guarded(const psim *ps, const psim_where *w)
+{
+    return ps->opt.guards || w->page->kind == PSIM_PG_SPECIAL;
+}
+
 void poolsim__guard_arm(const psim *ps, const psim_where *w, const psim_rec *r)
 {
-    if (!ps->opt.guards)
+    if (!guarded(ps, w))
         return;
     uintptr_t tail = w->user + (uintptr_t)r->size;
     if (w->page->kind == PSIM_PG_SLAB) {
@@ -115,7 +122,7 @@ static bool poison_intact(uintptr_t from, uintptr_t to)
 
 bool poolsim__block_intact(const psim *ps, const psim_where *w, const psim_rec *r)
 {
-    if (!ps->opt.guards)
+    if (!guarded(ps, w))
         return r->state != PSIM_QUARANTINED || poison_intact(w->user, w->user + (uintptr_t)r->size);
     if (w->page->kind == PSIM_PG_SLAB) {
         uint8_t hdr[PSIM_GRAN];
@@ -187,9 +194,9 @@ void poolsim__damage_describe(const psim *ps, const psim_where *w, const psim_re
     uintptr_t end = w->user + (uintptr_t)r->size;
     if (r->state == PSIM_QUARANTINED && region_scan(&c, w->user, end, POOLSIM_DAMAGE_AFTER_FREE, &found[n]))
         n++;
-    if (ps->opt.guards && region_scan(&c, w->start, w->user, POOLSIM_DAMAGE_UNDERRUN, &found[n]))
+    if (guarded(ps, w) && region_scan(&c, w->start, w->user, POOLSIM_DAMAGE_UNDERRUN, &found[n]))
         n++;
-    if (ps->opt.guards && region_scan(&c, end, w->end, POOLSIM_DAMAGE_OVERRUN, &found[n]))
+    if (guarded(ps, w) && region_scan(&c, end, w->end, POOLSIM_DAMAGE_OVERRUN, &found[n]))
         n++;
     psim_memcpy(d, found, (n < 2 ? n : 2) * sizeof *d);
 }

@@ -13,9 +13,9 @@
 #define PSIM_IRQL_PASSIVE 0u
 #define PSIM_IRQL_HIGH 15u
 
-#define PSIM_HIST 64u      /* transitions each thread keeps (a power of two); irql_history shows up to this */
-#define PSIM_HELD_MAX 16u  /* locks a thread holds with their acquire site; more still work, unnamed */
-#define PSIM_OPEN_MAX 8u   /* pages one single-stepped instruction may open */
+#define PSIM_HIST 64u     /* transitions each thread keeps (a power of two); irql_history shows up to this */
+#define PSIM_HELD_MAX 16u /* locks a thread holds with their acquire site; more still work, unnamed */
+#define PSIM_OPEN_MAX 8u  /* pages one single-stepped instruction may open */
 
 /* What a held lock is. */
 #define PSIM_LK_SPIN 1u   /* an ordinary spin lock */
@@ -37,13 +37,16 @@ typedef struct psim_held {
  * poolsim__prim_irql_get reads (prim.h). */
 typedef struct psim_thread {
     uint8_t irql;
-    uint8_t fi_counted; /* forceirql.c: counted among the threads at >= DISPATCH_LEVEL */
-    uint8_t fi_pass;    /* forceirql.c: a reported access whose handler returned may proceed */
-    uint8_t nheld;      /* entries in held[] */
-    uint32_t nopen;     /* forceirql.c: pages opened for the pending single step */
-    uint32_t hpos;      /* transitions recorded; the ring index is hpos % PSIM_HIST */
-    uint32_t nlocks;    /* locks held, including those beyond held[] */
-    uint32_t critical;  /* KeEnterCriticalRegion calls not yet left */
+    uint8_t fi_counted;    /* forceirql.c: counted among the threads at >= DISPATCH_LEVEL */
+    uint8_t fi_pass;       /* forceirql.c: a reported access whose handler returned may proceed */
+    uint8_t nheld;         /* entries in held[] */
+    uint32_t nopen;        /* forceirql.c: pages opened for the pending single step */
+    uint32_t hpos;         /* transitions recorded; the ring index is hpos % PSIM_HIST */
+    uint32_t nlocks;       /* locks held, including those beyond held[] */
+    uint32_t critical;     /* KeEnterCriticalRegion calls not yet left */
+    uint32_t sp_countdown; /* special.c: eligible allocations until the next sample */
+    uint64_t sp_secret;    /* special.c: the instance the sampling state belongs to */
+    uint64_t sp_rng;       /* special.c: the thread's sampling generator */
     uintptr_t open[PSIM_OPEN_MAX];
     psim_held held[PSIM_HELD_MAX];
     poolsim_irql_event hist[PSIM_HIST];
@@ -66,7 +69,7 @@ void poolsim__fi_down(psim_thread *t);
 
 /* report.c: the formatted parts of IRQL reports. */
 void poolsim__report_irql_history(const poolsim_irql_event *ev, size_t n);
-void poolsim__report_thread_state(uint8_t irql, uint32_t critical, const poolsim_held_lock *locks, size_t nlocks,
-                                  size_t shown, const poolsim_irql_event *ev, size_t nev);
+void poolsim__report_thread_state(uint8_t irql, uint32_t critical, const poolsim_held_lock *locks,
+                                  size_t nlocks, size_t shown, const poolsim_irql_event *ev, size_t nev);
 
 #endif /* POOLSIM_IRQL_H */

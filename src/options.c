@@ -39,6 +39,15 @@ const char *poolsim__options_check(const poolsim_options *o)
         return "irql_history";
     if (o->synch_level != 12 && o->synch_level != 13) /* wdk-semantics.md §4.1: the x64 headers say 12 or 13 */
         return "synch_level";
+    /* A GFlags size class: a multiple of the granularity from 2 granules to a page less one (§5.1). */
+    if (o->special_pool_size &&
+        (o->special_pool_size % PSIM_GRAN || o->special_pool_size < 2 * PSIM_GRAN ||
+         o->special_pool_size > PSIM_PAGE - PSIM_GRAN))
+        return "special_pool_size";
+    if (o->special_pool_slots > PSIM_SPECIAL_SLOTS_MAX)
+        return "special_pool_slots";
+    if (!o->special_pool_tags)
+        return "special_pool_tags";
     if (!o->driver_name)
         return "driver_name";
     return NULL;

@@ -229,13 +229,16 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     if (verifier(ps) && tagm != psim_atomic_load32(&ps->tag_ok) && !tag_well_formed(tagm)) /* 0x9D (§1.2) */
         return alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x9D, tag, q.pool_type, 0);
     psim_atomic_store32(&ps->tag_ok, tagm); /* the last tag that passed: most calls repeat it */
-    if (n == 0 && ps->opt.zero_size_check) /* §2.5 */
+    if (n == 0 && ps->opt.zero_size_check)  /* §2.5 */
         return verifier(ps) ? alloc_violation(ps, &q, tag, rt, file, line, 0xC4, 0x00, irql, q.pool_type, 0)
                             : alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x00, 0, q.pool_type, tag);
-    if (irql > (q.pool ? PSIM_IRQL_APC : PSIM_IRQL_DISPATCH)) /* §2.4, §9 fact 2 */
-        return verifier(ps) ? alloc_violation(ps, &q, tag, rt, file, line, 0xC4, q.pool ? 0x01 : 0x02, irql,
-                                              q.pool_type, n)
-                            : alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x08, irql, q.pool_type, n);
+    bool special = !(rtf & RT_MM) && poolsim__special_wanted(ps, req, (rtf & RT_FLAGS) != 0, tag, n);
+    if (irql > (q.pool ? PSIM_IRQL_APC : PSIM_IRQL_DISPATCH)) /* §2.4, §9 fact 2; special pool §1.3 */
+        return special ? alloc_violation(ps, &q, tag, rt, file, line, 0xC1, irql, q.pool_type, n, 0x30)
+               : verifier(ps)
+                   ? alloc_violation(ps, &q, tag, rt, file, line, 0xC4, q.pool ? 0x01 : 0x02, irql,
+                                     q.pool_type, n)
+                   : alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x08, irql, q.pool_type, n);
 
     if (poolsim__fault_fires(ps, tag, n, q.pool_type, file, line, rt)) /* §5.4 */
         return alloc_failed(ps, &q, tag, raise_status);
@@ -251,7 +254,11 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     }
 
     psim_where w;
-    void *p = poolsim__block_alloc(ps, n, q.pool, q.cache, (rtf & RT_MM) != 0, &w);
+    void *p = special ? poolsim__special_alloc(ps, n, q.pool, q.cache,
+                                               poolsim__special_underrun(ps, req, (rtf & RT_FLAGS) != 0), &w)
+                      : NULL;
+    if (!p)
+        p = poolsim__block_alloc(ps, n, q.pool, q.cache, (rtf & RT_MM) != 0, &w);
     if (!p) {
         psim_atomic_sub(&ps->tot.bytes[q.pool], n);
         return alloc_failed(ps, &q, tag, raise_status);
@@ -269,7 +276,8 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     r->state = PSIM_LIVE;
     /* §2.4: no quota is charged for blocks of a page or more. */
     r->flags = (uint8_t)((q.quota && n < PSIM_PAGE ? PSIM_REC_QUOTA : 0) | (q.cache ? PSIM_REC_CACHE : 0) |
-                         (rtf & RT_MM_CONTIG ? PSIM_REC_CONTIG : 0) | (rtf & RT_MM_NONCACHED ? PSIM_REC_NONCACHED : 0));
+                         (rtf & RT_MM_CONTIG ? PSIM_REC_CONTIG : 0) |
+                         (rtf & RT_MM_NONCACHED ? PSIM_REC_NONCACHED : 0));
     r->alloc_rt = (uint8_t)rt;
     r->free_rt = 0;
     poolsim__guard_arm(ps, &w, r);
@@ -298,20 +306,23 @@ bool poolsim__damage_violation(psim *ps, const psim_where *w, poolsim_bugcheck *
     uintptr_t first = (uintptr_t)d[0].first;
     uint64_t found = 0;
     psim_memcpy(&found, (const void *)(first & ~(uintptr_t)7), 8);
-    switch (d[0].kind) {
-    case POOLSIM_DAMAGE_AFTER_FREE:
-        verifier(ps) ? poolsim__bc_make(bc, 0xC6, first, 1, 0, 0)
-                     : poolsim__bc_make(bc, 0x13A, 0x0B, w->user, first, 0);
-        break;
-    case POOLSIM_DAMAGE_UNDERRUN:
-        verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x53, w->user, w->user - PSIM_GRAN, 0)
-                     : poolsim__bc_make(bc, 0x19, 0x07, 0, 0, w->user - PSIM_GRAN);
-        break;
-    default:
-        verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x51, w->user, first, (uintptr_t)r->size)
-                     : poolsim__bc_make(bc, 0x19, 0x21, w->user, (uintptr_t)r->size, (uintptr_t)found);
-        break;
-    }
+    if (w->page->kind == PSIM_PG_SPECIAL) /* §1.3: the pattern before the block, or the slack after it */
+        poolsim__bc_make(bc, 0xC1, w->user, first, 0, d[0].kind == POOLSIM_DAMAGE_UNDERRUN ? 0x23 : 0x24);
+    else
+        switch (d[0].kind) {
+        case POOLSIM_DAMAGE_AFTER_FREE:
+            verifier(ps) ? poolsim__bc_make(bc, 0xC6, first, 1, 0, 0)
+                         : poolsim__bc_make(bc, 0x13A, 0x0B, w->user, first, 0);
+            break;
+        case POOLSIM_DAMAGE_UNDERRUN:
+            verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x53, w->user, w->user - PSIM_GRAN, 0)
+                         : poolsim__bc_make(bc, 0x19, 0x07, 0, 0, w->user - PSIM_GRAN);
+            break;
+        default:
+            verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x51, w->user, first, (uintptr_t)r->size)
+                         : poolsim__bc_make(bc, 0x19, 0x21, w->user, (uintptr_t)r->size, (uintptr_t)found);
+            break;
+        }
     poolsim__bc_block(ps, bc, w, r);
     psim_memcpy(bc->damage, d, sizeof d);
     return true;
@@ -340,6 +351,11 @@ static bool lookup_block(psim *ps, uintptr_t a, psim_where *w, poolsim_bugcheck 
     }
     /* Not the start of a block poolsim handed out. */
     bool interior = located && w->rec->state == PSIM_LIVE;
+    if (for_free && pg && poolsim__is_special(pg)) {
+        poolsim__special_bad_free(ps, pg, a, bc);
+        poolsim__prim_lock_release(&poolsim__shard(ps, pg)->lock);
+        return false;
+    }
     if (interior && for_free)
         verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x13E, a, w->user, 0)
                      : poolsim__bc_make(bc, 0xC2, 0x99, a, 0, 0);
@@ -456,12 +472,14 @@ void poolsim__mark_list_holder(psim *ps, uintptr_t block)
 /* The allocator kind a record says made the block (RT_MM_* or 0 for pool). */
 static unsigned allocator_of(const psim_rec *r)
 {
-    return (r->flags & PSIM_REC_CONTIG) ? RT_MM_CONTIG : (r->flags & PSIM_REC_NONCACHED) ? RT_MM_NONCACHED : 0u;
+    return (r->flags & PSIM_REC_CONTIG)      ? RT_MM_CONTIG
+           : (r->flags & PSIM_REC_NONCACHED) ? RT_MM_NONCACHED
+                                             : 0u;
 }
 
 /* Every free: the pool routines (size_given = SIZE_MAX) and the Mm ones. */
-static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext, uint32_t ext_count,
-                       size_t size_given, const char *file, int line)
+static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext,
+                       uint32_t ext_count, size_t size_given, const char *file, int line)
 {
     psim *ps = poolsim__g;
     if (!ps) {
@@ -473,7 +491,7 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     uintptr_t a = (uintptr_t)p;
     poolsim_bugcheck bc;
     psim_where w;
-    (void)ext; /* poolsim has no secure pools: any extended parameter is one it cannot honour */
+    (void)ext;       /* poolsim has no secure pools: any extended parameter is one it cannot honour */
     if (ext_count) { /* with a count of 0 the parameters are not read, as for ordinary blocks */
         /* ExFreePool2 bug checks on extended parameters it cannot honour (§2.4);
          * poolsim has no secure pools, so every extended parameter is one. The
@@ -508,10 +526,15 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
                      : poolsim__bc_make(&bc, 0xC2, 0x99, a, 0, 0);
     else if (r->state == PSIM_LIVE && (r->flags & PSIM_REC_LIST) &&
              (list = poolsim__lookaside_inside(ps, w.user, w.user + (uintptr_t)r->size)) != NULL)
-        poolsim__bc_make(&bc, 0xC4, 0xCC, (uintptr_t)list, a, (uintptr_t)r->size); /* §3: a live list inside */
+        poolsim__bc_make(&bc, 0xC4, 0xCC, (uintptr_t)list, a,
+                         (uintptr_t)r->size);                          /* §3: a live list inside */
+    else if (r->state != PSIM_LIVE && w.page->kind == PSIM_PG_SPECIAL) /* §1.3: its page is not allocated */
+        poolsim__bc_make(&bc, 0xC1, a, 0, 0, 0x20);
     else if (r->state != PSIM_LIVE) /* §2.7 double free */
         verifier(ps) ? poolsim__bc_make(&bc, 0xC4, 0x13, 0, w.user - PSIM_GRAN, header_word(&w))
                      : poolsim__bc_make(&bc, 0xC2, 0x07, r->tag, header_word(&w), a);
+    else if (irql > (pool ? PSIM_IRQL_APC : PSIM_IRQL_DISPATCH) && w.page->kind == PSIM_PG_SPECIAL)
+        poolsim__bc_make(&bc, 0xC1, irql, r->pool_type, a, 0x31);
     else if (irql > (pool ? PSIM_IRQL_APC : PSIM_IRQL_DISPATCH))
         verifier(ps) ? poolsim__bc_make(&bc, 0xC4, pool ? 0x11 : 0x12, irql, r->pool_type, a)
                      : poolsim__bc_make(&bc, 0xC2, 0x09, irql, r->pool_type, a);
@@ -538,7 +561,8 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     unsigned shard = w.page->shard;
     psim_shard *sh = poolsim__shard(ps, w.page);
     poolsim__count_free(ps, shard, rtag, pool, site, n);
-    if (quarantine(ps, &w))
+    /* A special-pool page is its own quarantine: no-access until its slot is reused. */
+    if (w.page->kind != PSIM_PG_SPECIAL && quarantine(ps, &w))
         r->state = PSIM_QUARANTINED;
     else {
         r->state = PSIM_RELEASED;
@@ -553,11 +577,12 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
                       file ? file : "?", line, poolsim_routine_name(rt));
     }
     if (trim)
-        poolsim__quarantine_trim(ps, shard, ps->opt.quarantine_bytes, ps->opt.quarantine_blocks, file, line, rt);
+        poolsim__quarantine_trim(ps, shard, ps->opt.quarantine_bytes, ps->opt.quarantine_blocks, file, line,
+                                 rt);
 }
 
-void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext, uint32_t ext_count,
-                       const char *file, int line)
+void poolsim_pool_free(poolsim_routine rt, void *p, uint32_t tag, const poolsim_ext_param *ext,
+                       uint32_t ext_count, const char *file, int line)
 {
     if ((unsigned)rt >= POOLSIM_RT_COUNT || (routines[rt].flags & (RT_FREE | RT_MM)) != RT_FREE)
         rt = POOLSIM_RT_EX_FREE_POOL;

@@ -36,12 +36,14 @@ int poolsim_init(const poolsim_options *opts)
     ps->secret = poolsim__prim_entropy() | 1u;
     ps->meta_bytes = sizeof *ps;
     poolsim__fault_init(ps);
+    poolsim__special_init(ps);
     poolsim__prim_lock_init(&ps->lal_lock);
     if (!poolsim__tracker_init(ps) || !poolsim__tags_init(ps)) {
         poolsim__lookaside_fini(ps);
         poolsim__fault_fini(ps);
         poolsim__tags_fini(ps);
         poolsim__tracker_fini(ps);
+        poolsim__special_fini(ps);
         poolsim__prim_meta_free(ps, sizeof *ps);
         return POOLSIM_E_NOMEM;
     }
@@ -71,6 +73,7 @@ size_t poolsim_shutdown(void)
     poolsim__fault_fini(ps);
     poolsim__tags_fini(ps);
     poolsim__tracker_fini(ps);
+    poolsim__special_fini(ps);
     poolsim__prim_meta_free(ps, sizeof *ps);
     if (report) {
         /* Raised after everything is released, so a handler may longjmp. §1.1, §5.2 */
@@ -189,6 +192,8 @@ void poolsim_get_stats(poolsim_stats *out)
     out->meta_bytes = psim_atomic_load(&ps->meta_bytes);
     out->faults_injected = psim_atomic_load(&ps->fault.injected);
     out->arena_bytes = psim_atomic_load(&ps->arena_bytes);
+    out->special_allocs = psim_atomic_load(&ps->special.allocs);
+    out->special_fallback = psim_atomic_load(&ps->special.fallback);
 }
 
 uint64_t poolsim_sequence(void) { return poolsim__g ? psim_atomic_load(&poolsim__g->seq) : 0; }

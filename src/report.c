@@ -110,11 +110,12 @@ static void report_block(const poolsim_block_info *b)
     poolsim__outf("Block:  %p size 0x%zx (%zu) tag %s (0x%08x) %s, %s%s, thread %u\n", b->address, b->size,
                   b->size, tag, b->tag, poolsim__pool_type_name(b->pool_type), state_name(b->state),
                   b->quota_charged ? ", quota charged" : "", b->thread);
-    poolsim__outf("  allocated at %s:%d by %s, seq %llu\n", poolsim__short_path(b->alloc_site.file), b->alloc_site.line,
-                  b->alloc_site.routine, (unsigned long long)b->alloc_seq);
+    poolsim__outf("  allocated at %s:%d by %s, seq %llu\n", poolsim__short_path(b->alloc_site.file),
+                  b->alloc_site.line, b->alloc_site.routine, (unsigned long long)b->alloc_seq);
     if (b->state != POOLSIM_BLOCK_LIVE)
-        poolsim__outf("  freed at %s:%d by %s, seq %llu\n", poolsim__short_path(b->free_site.file), b->free_site.line,
-                      b->free_site.routine ? b->free_site.routine : "?", (unsigned long long)b->free_seq);
+        poolsim__outf("  freed at %s:%d by %s, seq %llu\n", poolsim__short_path(b->free_site.file),
+                      b->free_site.line, b->free_site.routine ? b->free_site.routine : "?",
+                      (unsigned long long)b->free_seq);
 }
 
 /* KFENCE's diff: the value of each damaged byte, '.' for intact ones. */
@@ -162,8 +163,8 @@ void poolsim_report_bugcheck(const poolsim_bugcheck *bc)
     if (bc->irql_history_count)
         poolsim__report_irql_history(bc->irql_history, bc->irql_history_count);
     if (bc->site.file)
-        poolsim__outf("Raised: at %s:%d by %s, seq %llu\n\n", poolsim__short_path(bc->site.file), bc->site.line,
-                      bc->site.routine ? bc->site.routine : "?", (unsigned long long)bc->seq);
+        poolsim__outf("Raised: at %s:%d by %s, seq %llu\n\n", poolsim__short_path(bc->site.file),
+                      bc->site.line, bc->site.routine ? bc->site.routine : "?", (unsigned long long)bc->seq);
     else
         poolsim__outf("Raised: by %s, seq %llu\n\n", bc->site.routine ? bc->site.routine : "?",
                       (unsigned long long)bc->seq);
@@ -183,18 +184,27 @@ void poolsim_report_block(const void *p)
     poolsim__prim_lock_acquire(&poolsim__shard(ps, pg)->lock);
     bool found = poolsim__locate(pg, (uintptr_t)p, &w);
     psim_page *page = found ? w.page : pg;
-    bool slab = page->kind == PSIM_PG_SLAB;
-    uint32_t nslots = slab ? page->nslots : 1, slot_size = slab ? page->slot_size : page->run * PSIM_PAGE;
+    bool slab = page->kind == PSIM_PG_SLAB, special = page->kind == PSIM_PG_SPECIAL;
+    uint32_t nslots = slab ? page->nslots : 1;
+    uint32_t slot_size = slab ? page->slot_size : special ? PSIM_PAGE : page->run * PSIM_PAGE;
     uintptr_t base = page->base;
     poolsim__unlock(ps, pg);
     if (!found) {
-        poolsim__outf("poolsim: !pool %p: a free page of poolsim's %s pool\n", p,
-                      pg->pool ? "paged" : "nonpaged");
+        poolsim__outf("poolsim: !pool %p: %s\n", p,
+                      pg->kind == PSIM_PG_SPECIAL_GUARD ? "a guard page of poolsim's special pool"
+                      : pg->pool                        ? "a free page of poolsim's paged pool"
+                                                        : "a free page of poolsim's nonpaged pool");
         return;
     }
     poolsim__outf("poolsim: !pool %p: %s page %p, %s of %u-byte (0x%x) %s\n", p,
-                  page->pool ? "paged" : "nonpaged", (void *)base, slab ? "slab" : "big block", slot_size,
-                  slot_size, slab ? "slots" : "run");
+                  page->pool ? "paged" : "nonpaged", (void *)base,
+                  slab      ? "slab"
+                  : special ? (page->user_off ? "special pool (Verify End)" : "special pool (Verify Start)")
+                            : "big block",
+                  slot_size, slot_size,
+                  slab      ? "slots"
+                  : special ? "page"
+                            : "run");
     poolsim_block_info mine;
     psim_memset(&mine, 0, sizeof mine);
     uint32_t free_run = 0;
@@ -204,7 +214,9 @@ void poolsim_report_block(const void *p)
         bool ok = false;
         if (i < nslots) {
             poolsim__prim_lock_acquire(&poolsim__shard(ps, page)->lock);
-            ok = page->kind == (slab ? PSIM_PG_SLAB : PSIM_PG_BIG) &&
+            ok = page->kind == (slab      ? PSIM_PG_SLAB
+                                : special ? PSIM_PG_SPECIAL
+                                          : PSIM_PG_BIG) &&
                  poolsim__locate(page, base + (uintptr_t)i * (slab ? slot_size : 0), &s);
             if (ok)
                 poolsim__block_info(ps, &s, s.rec, &b);
@@ -296,8 +308,8 @@ static void poolused_sites(const psim *ps, uint32_t tag)
                       (unsigned long long)f0, (unsigned long long)(a0 - f0),
                       (unsigned long long)psim_atomic_load(&s->bytes[0]), (unsigned long long)a1,
                       (unsigned long long)f1, (unsigned long long)(a1 - f1),
-                      (unsigned long long)psim_atomic_load(&s->bytes[1]), poolsim__short_path(s->file), s->line,
-                      s->routine);
+                      (unsigned long long)psim_atomic_load(&s->bytes[1]), poolsim__short_path(s->file),
+                      s->line, s->routine);
     }
 }
 
@@ -542,9 +554,11 @@ void poolsim_report_stats(void)
     poolsim__outf("poolsim: statistics\n"
                   "  Pool Allocations Attempted      %llu\n"
                   "  Pool Allocations Succeeded      %llu\n"
+                  "  Pool Allocations Succeeded SpecialPool %llu (%llu more selected, no free slot)\n"
                   "  Pool Allocations Failed         %llu\n"
                   "  Pool Frees                      %llu\n",
                   (unsigned long long)(s.allocs + s.failed), (unsigned long long)s.allocs,
+                  (unsigned long long)s.special_allocs, (unsigned long long)s.special_fallback,
                   (unsigned long long)s.failed, (unsigned long long)s.frees);
     poolsim__outf("  Current allocations             %llu (peak %llu)\n"
                   "  Current nonpaged bytes          %llu (peak %llu)\n"
@@ -574,10 +588,11 @@ void poolsim_report_stats_json(void)
                   "\"peak_paged_bytes\":%llu,",
                   (unsigned long long)s.nonpaged_bytes, (unsigned long long)s.peak_nonpaged_bytes,
                   (unsigned long long)s.paged_bytes, (unsigned long long)s.peak_paged_bytes);
-    poolsim__outf(
-        "\"bugchecks\":%llu,\"tags\":%llu,\"sites\":%llu,\"arena_bytes\":%llu,\"meta_bytes\":%llu}\n",
-        (unsigned long long)s.bugchecks, (unsigned long long)s.tags, (unsigned long long)s.sites,
-        (unsigned long long)s.arena_bytes, (unsigned long long)s.meta_bytes);
+    poolsim__outf("\"bugchecks\":%llu,\"tags\":%llu,\"sites\":%llu,\"arena_bytes\":%llu,\"meta_bytes\":%llu,"
+                  "\"special_allocs\":%llu,\"special_fallback\":%llu}\n",
+                  (unsigned long long)s.bugchecks, (unsigned long long)s.tags, (unsigned long long)s.sites,
+                  (unsigned long long)s.arena_bytes, (unsigned long long)s.meta_bytes,
+                  (unsigned long long)s.special_allocs, (unsigned long long)s.special_fallback);
 }
 
 /* ---- IRQL history and thread state (irql.c) ---------------------------------------- */
@@ -612,12 +627,12 @@ void poolsim__report_irql_history(const poolsim_irql_event *ev, size_t n)
     }
 }
 
-void poolsim__report_thread_state(uint8_t irql, uint32_t critical, const poolsim_held_lock *locks, size_t nlocks,
-                                  size_t shown, const poolsim_irql_event *ev, size_t nev)
+void poolsim__report_thread_state(uint8_t irql, uint32_t critical, const poolsim_held_lock *locks,
+                                  size_t nlocks, size_t shown, const poolsim_irql_event *ev, size_t nev)
 {
     char a[16];
-    poolsim__outf("poolsim: thread %u at %s, %zu lock(s) held, %u critical region(s)\n", poolsim__prim_thread_id(),
-                  irql_name(irql, a), nlocks, critical);
+    poolsim__outf("poolsim: thread %u at %s, %zu lock(s) held, %u critical region(s)\n",
+                  poolsim__prim_thread_id(), irql_name(irql, a), nlocks, critical);
     for (size_t i = 0; i < shown; i++) {
         poolsim__outf("  holds %p taken by %s", locks[i].object,
                       poolsim_irql_routine_name((poolsim_irql_routine)locks[i].routine));

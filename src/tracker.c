@@ -133,7 +133,7 @@ static void page_forget(psim *ps, psim_page *pg)
     pg->recs = NULL;
 }
 
-static psim_chunk *chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t npages)
+psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t npages)
 {
     size_t bytes = (size_t)npages * PSIM_PAGE;
     size_t desc = sizeof(psim_chunk) + (size_t)(npages - 1) * sizeof(psim_page);
@@ -203,12 +203,12 @@ static psim_page *run_take(psim *ps, unsigned shard, unsigned pool, uint32_t npa
     }
     if (npages >= POOLSIM_CHUNK_PAGES) {
         /* A run this long gets a chunk of its own. */
-        psim_chunk *own = chunk_new(ps, shard, pool, npages);
+        psim_chunk *own = poolsim__chunk_new(ps, shard, pool, npages);
         if (own)
             own->carved = npages;
         return own ? &own->pages[0] : NULL;
     }
-    psim_chunk *fresh = chunk_new(ps, shard, pool, POOLSIM_CHUNK_PAGES);
+    psim_chunk *fresh = poolsim__chunk_new(ps, shard, pool, POOLSIM_CHUNK_PAGES);
     if (!fresh)
         return NULL;
     if (c && c->carved < c->npages)
@@ -252,7 +252,8 @@ unsigned poolsim__shard_of_thread(uint32_t thread)
     return (unsigned)((thread * 0x9E3779B1u) >> 16) & (POOLSIM_SHARDS - 1);
 }
 
-void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, bool whole_pages, psim_where *w)
+void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, bool whole_pages,
+                           psim_where *w)
 {
     unsigned shard = poolsim__shard_of_thread(poolsim__prim_thread_id());
     psim_shard *sh = &ps->shards[shard];
@@ -347,6 +348,14 @@ bool poolsim__locate(psim_page *pg, uintptr_t addr, psim_where *w)
         w->user = pg->base + PSIM_PAGE;
         w->rec = pg->recs;
         return true;
+    case PSIM_PG_SPECIAL:
+        w->page = pg;
+        w->slot = 0;
+        w->start = pg->base;
+        w->end = pg->base + PSIM_PAGE;
+        w->user = pg->base + pg->user_off;
+        w->rec = pg->recs;
+        return true;
     default:
         return false;
     }
@@ -358,6 +367,10 @@ void poolsim__block_release(psim *ps, psim_where *w)
     psim_shard *sh = poolsim__shard(ps, pg);
     if (pg->kind == PSIM_PG_BIG) {
         run_park(sh, pg, pg->run);
+        return;
+    }
+    if (pg->kind == PSIM_PG_SPECIAL) {
+        poolsim__special_release(ps, w);
         return;
     }
     /* Slab: FIFO free list, so a freed slot is reused as late as possible. */
@@ -399,7 +412,8 @@ bool poolsim__iter_next(psim *ps, psim_iter *it, unsigned states, psim_where *w)
         poolsim__prim_lock_acquire(&sh->lock);
         for (; it->page < c->npages; it->page++, it->slot = 0) {
             psim_page *pg = &c->pages[it->page];
-            uint32_t n = pg->kind == PSIM_PG_SLAB ? pg->nslots : pg->kind == PSIM_PG_BIG ? 1 : 0;
+            uint32_t n = pg->kind == PSIM_PG_SLAB ? pg->nslots
+                                                  : pg->kind == PSIM_PG_BIG || pg->kind == PSIM_PG_SPECIAL;
             for (; it->slot < n; it->slot++) {
                 psim_rec *r = &pg->recs[it->slot];
                 if (!(states & (1u << r->state)))

@@ -39,37 +39,16 @@ typedef struct test_exception_pointers {
     test_exception_record *ExceptionRecord;
     void *ContextRecord;
 } test_exception_pointers;
-typedef struct test_mbi {
-    void *BaseAddress;
-    void *AllocationBase;
-    unsigned long AllocationProtect;
-    size_t RegionSize;
-    unsigned long State;
-    unsigned long Protect;
-    unsigned long Type;
-} test_mbi;
-__declspec(dllimport) void *__stdcall CreateThread(void *, size_t, unsigned long(__stdcall *)(void *), void *,
-                                                   unsigned long, unsigned long *);
-__declspec(dllimport) unsigned long __stdcall WaitForSingleObject(void *, unsigned long);
-__declspec(dllimport) int __stdcall CloseHandle(void *);
-__declspec(dllimport) void __stdcall Sleep(unsigned long);
-__declspec(dllimport) size_t __stdcall VirtualQuery(const void *, test_mbi *, size_t);
 __declspec(dllimport) void *__stdcall VirtualAlloc(void *, size_t, unsigned long, unsigned long);
 __declspec(dllimport) int __stdcall VirtualProtect(void *, size_t, unsigned long, unsigned long *);
 __declspec(dllimport) int __stdcall VirtualFree(void *, size_t, unsigned long);
-__declspec(dllimport) void *__stdcall AddVectoredExceptionHandler(unsigned long,
-                                                                  long(__stdcall *)(test_exception_pointers *));
+__declspec(dllimport) void *__stdcall AddVectoredExceptionHandler(
+    unsigned long, long(__stdcall *)(test_exception_pointers *));
 __declspec(dllimport) unsigned long __stdcall RemoveVectoredExceptionHandler(void *);
-#define TEST_PAGE_NOACCESS 0x01ul
-#define TEST_PAGE_READWRITE 0x04ul
 #else
-#include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 #endif
 
 #include <poolsim/wdm.h>
@@ -78,39 +57,10 @@ __declspec(dllimport) unsigned long __stdcall RemoveVectoredExceptionHandler(voi
 #define TAG ((ULONG)'gaTX') /* "XTag" */
 #define TAG_NP ((ULONG)'PNgT')
 
-/* Where the trap exists (prim.h: POOLSIM__CAP_FAULT_TRAP). */
-#if (defined(__linux__) && (defined(__x86_64__) || defined(__i386__))) || (defined(_WIN32) && defined(__x86_64__))
-#define HAVE_TRAP 1
-#else
-#define HAVE_TRAP 0
-#endif
-
-#if defined(__GNUC__) || defined(__clang__)
-#define NOINLINE __attribute__((noinline))
-#else
-#define NOINLINE
-#endif
+#include "access.h"
+#include "threads.h"
 
 /* ---- Helpers ---------------------------------------------------------------------------------- */
-
-static const poolsim_bugcheck *last(void)
-{
-    const poolsim_bugcheck *bc = poolsim_cmocka_last();
-    assert_non_null(bc);
-    return bc;
-}
-
-/* The accesses under test, out of line so Arg4 (the instruction) can be checked to lie in them. */
-static NOINLINE uint8_t read_byte(const volatile uint8_t *p) { return *p; }
-static NOINLINE void write_byte(volatile uint8_t *p, uint8_t v) { *p = v; }
-
-static void assert_ip_in(uintptr_t ip, uintptr_t fn)
-{
-    assert_true(ip >= fn);
-    assert_true(ip < fn + 1024);
-}
-
-#include "threads.h"
 
 /* A handler for bug checks raised on any thread: counts them, keeps the
  * first, and returns (report and continue). */
@@ -182,38 +132,6 @@ static void holder_stop(holder *h, thread *th)
     assert_int_equal(load_int(&h->step), 4);
     assert_true(h->passive_after);
 }
-
-/* True when the page holding p is inaccessible right now. */
-static bool page_protected(const void *p)
-{
-#ifdef _WIN32
-    test_mbi mbi;
-    assert_true(VirtualQuery(p, &mbi, sizeof mbi) != 0);
-    return mbi.Protect == TEST_PAGE_NOACCESS;
-#else
-    /* A system call on a protected page fails with EFAULT instead of faulting. */
-    int fds[2];
-    char buf[16];
-    ssize_t n;
-    assert_int_equal(pipe(fds), 0);
-    n = write(fds[1], p, 16);
-    int err = errno;
-    if (n == 16)
-        assert_int_equal(read(fds[0], buf, 16), 16);
-    close(fds[0]);
-    close(fds[1]);
-    assert_true(n == 16 || (n < 0 && err == EFAULT));
-    return n < 0;
-#endif
-}
-
-#define SKIP_WITHOUT_TRAP()                                                                                  \
-    do {                                                                                                     \
-        if (!HAVE_TRAP) {                                                                                    \
-            skip();                                                                                          \
-            return;                                                                                          \
-        }                                                                                                    \
-    } while (0)
 
 /* ---- The option ---------------------------------------------------------------------------------- */
 
@@ -339,7 +257,8 @@ static void test_forceirql_holder_thread_reads(void **state)
     h.touch = p + 5;
     holder_start(&h, &th);
     any_begin();
-    /* Thread A reads paged pool under its spin lock: 0xD1 on A, then (the handler returns) the read proceeds. */
+    /* Thread A reads paged pool under its spin lock: 0xD1 on A, then (the handler returns) the read proceeds.
+     */
     store_int(&h.step, 2);
     while (load_int(&h.step) != 5)
         sleep_ms(1);

@@ -248,6 +248,13 @@ static void test_options_table(void **state)
         {"irql_history", offsetof(poolsim_options, irql_history), PSIM_OPT_U32},
         {"force_irql", offsetof(poolsim_options, force_irql), PSIM_OPT_BOOL},
         {"synch_level", offsetof(poolsim_options, synch_level), PSIM_OPT_U32},
+        {"special_pool_tags", offsetof(poolsim_options, special_pool_tags), PSIM_OPT_STR},
+        {"special_pool_size", offsetof(poolsim_options, special_pool_size), PSIM_OPT_U32},
+        {"special_pool_sample", offsetof(poolsim_options, special_pool_sample), PSIM_OPT_U32},
+        {"special_pool_slots", offsetof(poolsim_options, special_pool_slots), PSIM_OPT_U32},
+        {"special_pool_underrun", offsetof(poolsim_options, special_pool_underrun), PSIM_OPT_BOOL},
+        {"special_pool_priority", offsetof(poolsim_options, special_pool_priority), PSIM_OPT_BOOL},
+        {"special_pool_seed", offsetof(poolsim_options, special_pool_seed), PSIM_OPT_U64},
         {"driver_name", offsetof(poolsim_options, driver_name), PSIM_OPT_STR},
     };
     (void)state;

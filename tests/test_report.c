@@ -713,6 +713,7 @@ static void test_report_stats(void **state)
     add(&want, "poolsim: statistics\n");
     add(&want, "  Pool Allocations Attempted      9\n");
     add(&want, "  Pool Allocations Succeeded      8\n");
+    add(&want, "  Pool Allocations Succeeded SpecialPool 0 (0 more selected, no free slot)\n");
     add(&want, "  Pool Allocations Failed         1\n");
     add(&want, "  Pool Frees                      2\n");
     add(&want, "  Current allocations             6 (peak 7)\n");
@@ -732,7 +733,7 @@ static void test_report_stats(void **state)
         "{\"allocs\":8,\"frees\":2,\"failed\":1,\"live_blocks\":6,\"peak_blocks\":7,\"nonpaged_bytes\":507,"
         "\"peak_nonpaged_bytes\":5600,\"paged_bytes\":1088,\"peak_paged_bytes\":1088,\"bugchecks\":1,"
         "\"tags\":4,"
-        "\"sites\":8,\"arena_bytes\":%llu,\"meta_bytes\":%llu}\n",
+        "\"sites\":8,\"arena_bytes\":%llu,\"meta_bytes\":%llu,\"special_allocs\":0,\"special_fallback\":0}\n",
         (unsigned long long)s.arena_bytes, (unsigned long long)s.meta_bytes);
     assert_string_equal(g_out.text, want.s);
     scenario_free(&sc);

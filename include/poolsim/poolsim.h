@@ -37,6 +37,9 @@ extern "C" {
 #define POOLSIM_FAMILY_VERIFIER 0u /* C4 DRIVER_VERIFIER_DETECTED_VIOLATION etc. */
 #define POOLSIM_FAMILY_RETAIL 1u   /* C2 BAD_POOL_CALLER / 0x19 BAD_POOL_HEADER */
 
+/* The special_pool_* options and stats exist (for code that builds against several versions). */
+#define POOLSIM_HAS_SPECIAL_POOL 1
+
 /* Values of the `tag_check` option: when ExFreePoolWithTag compares tags. */
 #define POOLSIM_TAG_CHECK_STRICT 0u    /* any non-zero tag that differs */
 #define POOLSIM_TAG_CHECK_PROTECTED 1u /* only blocks tagged PROTECTED_POOL */
@@ -127,6 +130,27 @@ extern "C" {
 #ifndef POOLSIM_DEFAULT_SYNCH_LEVEL
 #define POOLSIM_DEFAULT_SYNCH_LEVEL 12 /* x64 MP; some headers say 13 (wdk-semantics.md §4.1) */
 #endif
+#ifndef POOLSIM_DEFAULT_SPECIAL_POOL_TAGS
+#define POOLSIM_DEFAULT_SPECIAL_POOL_TAGS ""
+#endif
+#ifndef POOLSIM_DEFAULT_SPECIAL_POOL_SIZE
+#define POOLSIM_DEFAULT_SPECIAL_POOL_SIZE 0
+#endif
+#ifndef POOLSIM_DEFAULT_SPECIAL_POOL_SAMPLE
+#define POOLSIM_DEFAULT_SPECIAL_POOL_SAMPLE 0
+#endif
+#ifndef POOLSIM_DEFAULT_SPECIAL_POOL_SLOTS
+#define POOLSIM_DEFAULT_SPECIAL_POOL_SLOTS 1024
+#endif
+#ifndef POOLSIM_DEFAULT_SPECIAL_POOL_UNDERRUN
+#define POOLSIM_DEFAULT_SPECIAL_POOL_UNDERRUN 0
+#endif
+#ifndef POOLSIM_DEFAULT_SPECIAL_POOL_PRIORITY
+#define POOLSIM_DEFAULT_SPECIAL_POOL_PRIORITY 1
+#endif
+#ifndef POOLSIM_DEFAULT_SPECIAL_POOL_SEED
+#define POOLSIM_DEFAULT_SPECIAL_POOL_SEED 1
+#endif
 #ifndef POOLSIM_DEFAULT_DRIVER_NAME
 #define POOLSIM_DEFAULT_DRIVER_NAME "poolsim.sys"
 #endif
@@ -187,6 +211,22 @@ extern "C" {
       "from such a thread is bug check 0xD1")                                                                \
     X(synch_level, uint32_t, U32, POOLSIM_DEFAULT_SYNCH_LEVEL,                                               \
       "the IRQL KeRaiseIrqlToSynchLevel raises to: 12 or 13 (the x64 headers disagree)")                     \
+    X(special_pool_tags, const char *, STR, POOLSIM_DEFAULT_SPECIAL_POOL_TAGS,                             \
+      "special pool for these tags: space-separated patterns with ? and * (\"*\": every allocation)")      \
+    X(special_pool_size, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SIZE,                                  \
+      "special pool for one GFlags size class: rounded size + 16 on x64 (0x30: 17-32 bytes; x86: + 8); 0: off") \
+    X(special_pool_sample, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SAMPLE,                              \
+      "KFENCE-style sampling: on average 1 in N eligible allocations goes to special pool (0: off)")          \
+    X(special_pool_slots, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SLOTS,                                \
+      "special-pool pages, each between no-access guard pages (at most 65536); when all are in use, "        \
+      "selected allocations come from normal pool and are counted")                                          \
+    X(special_pool_underrun, uint32_t, BOOL, POOLSIM_DEFAULT_SPECIAL_POOL_UNDERRUN,                         \
+      "Verify Start: blocks begin at their page's start, so underruns fault at once (default: Verify End)")   \
+    X(special_pool_priority, uint32_t, BOOL, POOLSIM_DEFAULT_SPECIAL_POOL_PRIORITY,                         \
+      "the ...SpecialPoolOverrun/Underrun priorities put the allocation in special pool (Windows only "       \
+      "chooses the placement of an allocation already selected)")                                            \
+    X(special_pool_seed, uint64_t, U64, POOLSIM_DEFAULT_SPECIAL_POOL_SEED,                                  \
+      "seed of the sampling: the same seed and allocation order sample the same allocations")                 \
     X(driver_name, const char *, STR, POOLSIM_DEFAULT_DRIVER_NAME,                                           \
       "driver name: Arg2 of the C4/0x62 leak bug check")
 
@@ -398,6 +438,8 @@ typedef struct poolsim_stats {
     uint64_t sites;       /* distinct call sites seen */
     uint64_t meta_bytes;  /* poolsim's own out-of-band memory */
     uint64_t arena_bytes; /* pages poolsim holds for blocks */
+    uint64_t special_allocs;   /* allocations placed in special pool ("Succeeded SpecialPool") */
+    uint64_t special_fallback; /* selected for special pool but served by normal pool: no free slot */
 } poolsim_stats;
 
 POOLSIM_API void poolsim_get_stats(poolsim_stats *out);
