@@ -239,20 +239,47 @@ static void test_conntable_irql(void **state)
 
 /* ---- Fault sweeps -------------------------------------------------------------------------------------- */
 
+/* Sweeps the scenario (per site, or Nth) with the table captured; returns what the sweep returns. */
+static int sweep_scenario(bool nth, poolsim_sweep_result *r)
+{
+    int rc;
+    learn_sites();
+    captured[0] = '\0';
+    poolsim_set_output(capture, NULL);
+    rc = nth ? poolsim_fault_sweep_nth(conntable_scenario, NULL, r)
+             : poolsim_fault_sweep(conntable_scenario, NULL, r);
+    poolsim_set_output(NULL, NULL);
+    return rc;
+}
+
+/* Appends the table's last line and checks the result: `runs` runs over the
+ * three sites, `leaked` of them leaked, every other one ok. */
+static void assert_sweep(char *expected, size_t size, int rc, const poolsim_sweep_result *r, unsigned runs,
+                         unsigned leaked)
+{
+    expect_line(expected, size,
+                " 3 site(s), %u run(s): %u ok, %u leaked, 0 bug check(s), 0 crashed, 0 not reached", runs,
+                runs - leaked, leaked);
+    assert_table_equal(expected, captured);
+    assert_int_equal(rc, leaked ? 1 : 0);
+    assert_int_equal(r->sites, 3);
+    assert_int_equal(r->runs, runs);
+    assert_int_equal(r->ok, runs - leaked);
+    assert_int_equal(r->leaked, leaked);
+    assert_int_equal(r->bugchecks + r->crashes + r->not_reached, 0);
+}
+
 static void test_conntable_sweep_sites(void **state)
 {
     static char expected[4096];
     poolsim_sweep_result r;
     (void)state;
-    learn_sites();
-    captured[0] = expected[0] = '\0';
-    poolsim_set_output(capture, NULL);
-    int rc = poolsim_fault_sweep(conntable_scenario, NULL, &r);
-    poolsim_set_output(NULL, NULL);
+    int rc = sweep_scenario(false, &r);
 
     /* One site per run, in the order the clean run reached them. The entry's
      * site is named by the routine that allocates from the pool: an empty
      * lookaside list calls ExAllocatePoolWithTag for its caller. */
+    expected[0] = '\0';
     expect_line(expected, sizeof expected, "poolsim fault sweep: each allocation site fails once");
     expect_line(expected, sizeof expected, " run failed site or allocation outcome");
     expect_line(expected, sizeof expected, " 0 (none: the clean run) ok");
@@ -261,16 +288,7 @@ static void test_conntable_sweep_sites(void **state)
                 site_text(ConnTableSites.EntryLine));
     expect_line(expected, sizeof expected, " 3 %s ExAllocatePool2 %s", site_text(ConnTableSites.BufferLine),
                 CONNTABLE_PLANT_LEAK ? entry_leak() : "ok");
-    expect_line(expected, sizeof expected,
-                " 3 site(s), 4 run(s): %d ok, %d leaked, 0 bug check(s), 0 crashed, 0 not reached",
-                CONNTABLE_PLANT_LEAK ? 3 : 4, CONNTABLE_PLANT_LEAK ? 1 : 0);
-    assert_table_equal(expected, captured);
-    assert_int_equal(rc, CONNTABLE_PLANT_LEAK ? 1 : 0);
-    assert_int_equal(r.sites, 3);
-    assert_int_equal(r.runs, 4);
-    assert_int_equal(r.ok, CONNTABLE_PLANT_LEAK ? 3 : 4);
-    assert_int_equal(r.leaked, CONNTABLE_PLANT_LEAK ? 1 : 0);
-    assert_int_equal(r.bugchecks + r.crashes + r.not_reached, 0);
+    assert_sweep(expected, sizeof expected, rc, &r, 4, CONNTABLE_PLANT_LEAK ? 1 : 0);
 #if !CONNTABLE_PLANT_LEAK
     poolsim_set_output(capture, NULL);
     assert_fault_sweep_clean(conntable_scenario, NULL);
@@ -284,15 +302,12 @@ static void test_conntable_sweep_nth(void **state)
     poolsim_sweep_result r;
     unsigned leaks = 0;
     (void)state;
-    learn_sites();
-    captured[0] = expected[0] = '\0';
-    poolsim_set_output(capture, NULL);
-    int rc = poolsim_fault_sweep_nth(conntable_scenario, NULL, &r);
-    poolsim_set_output(NULL, NULL);
+    int rc = sweep_scenario(true, &r);
 
     /* Failing a buffer leaks its entry: allocations 3, 5, 7 and 9 (entries
      * fresh from the pool) and 10 (an entry the lookaside list handed back).
      * Failing the configuration or an entry is handled. */
+    expected[0] = '\0';
     expect_line(expected, sizeof expected, "poolsim fault sweep: allocation N fails, for N = 1, 2, ...");
     expect_line(expected, sizeof expected, " run failed site or allocation outcome");
     for (unsigned n = 1; n <= 10; n++) {
@@ -300,15 +315,8 @@ static void test_conntable_sweep_nth(void **state)
         leaks += leak;
         expect_line(expected, sizeof expected, " %u allocation #%u %s", n, n, leak ? entry_leak() : "ok");
     }
-    expect_line(expected, sizeof expected,
-                " 3 site(s), 10 run(s): %u ok, %u leaked, 0 bug check(s), 0 crashed, 0 not reached",
-                10 - leaks, leaks);
-    assert_table_equal(expected, captured);
-    assert_int_equal(rc, CONNTABLE_PLANT_LEAK ? 1 : 0);
-    assert_int_equal(r.runs, 10);
-    assert_int_equal(r.ok, CONNTABLE_PLANT_LEAK ? 5 : 10);
-    assert_int_equal(r.leaked, CONNTABLE_PLANT_LEAK ? 5 : 0);
-    assert_int_equal(r.bugchecks + r.crashes + r.not_reached, 0);
+    assert_int_equal(leaks, CONNTABLE_PLANT_LEAK ? 5 : 0);
+    assert_sweep(expected, sizeof expected, rc, &r, 10, leaks);
 }
 
 /* The sweep's finding, checked without its table: fail the buffer site once,
