@@ -107,18 +107,29 @@ static const bc_row bc_rows[] = {
      0x62,
      "driver unloading without freeing its pool allocations",
      {"subcode 0x62: leaked allocations", "driver name", "reserved", "total allocations not freed"}},
-    {0xC4, 0xCA, "a lookaside list was initialised again while live",
+    {0xC4,
+     0xCA,
+     "a lookaside list was initialised again while live",
      {"subcode 0xCA: lookaside list re-initialised", "lookaside list address", "reserved", "reserved"}},
-    {0xC4, 0xCB, "a lookaside list that is not initialised (or was deleted) was used",
+    {0xC4,
+     0xCB,
+     "a lookaside list that is not initialised (or was deleted) was used",
      {"subcode 0xCB: uninitialised lookaside list", "lookaside list address", "reserved", "reserved"}},
-    {0xC4, 0xCC, "freeing pool that contains a live lookaside list",
-     {"subcode 0xCC: pool holds a live lookaside list", "lookaside list address", "start of the pool allocation",
-      "allocation size"}},
-    {0xC4, 0xCD, "lookaside list block size too small",
+    {0xC4,
+     0xCC,
+     "freeing pool that contains a live lookaside list",
+     {"subcode 0xCC: pool holds a live lookaside list", "lookaside list address",
+      "start of the pool allocation", "allocation size"}},
+    {0xC4,
+     0xCD,
+     "lookaside list block size too small",
      {"subcode 0xCD: block size too small", "lookaside list address", "block size given",
       "minimum supported block size"}},
-    {0xC4, 0x13F, "freed size differs from the allocated size",
-     {"subcode 0x13F: wrong size freed", "block being freed", "bytes being freed", "pointer to the tracked size"}},
+    {0xC4,
+     0x13F,
+     "freed size differs from the allocated size",
+     {"subcode 0x13F: wrong size freed", "block being freed", "bytes being freed",
+      "pointer to the tracked size"}},
     {0xC4,
      0x13E,
      "freed address differs from the address of the block",
@@ -150,7 +161,9 @@ static const bc_row bc_rows[] = {
      0x46,
      "free of an invalid pool address",
      {"subcode 0x46: invalid pool address", "starting address", "0", "0"}},
-    {0xC2, 0x60, "invalid contiguous-memory address (MmFreeContiguousMemory)",
+    {0xC2,
+     0x60,
+     "invalid contiguous-memory address (MmFreeContiguousMemory)",
      {"subcode 0x60: not contiguous memory", "starting address", "0", "0"}},
     {0xC2,
      0x99,
@@ -196,7 +209,8 @@ static const bc_row bc_rows[] = {
     {0xC4,
      0x31,
      "KeLowerIrql to a higher IRQL, or above HIGH_LEVEL",
-     {"subcode 0x31: bad lower", "current IRQL", "requested IRQL", "0: the new IRQL is bad; 1: bad inside a DPC"}},
+     {"subcode 0x31: bad lower", "current IRQL", "requested IRQL",
+      "0: the new IRQL is bad; 1: bad inside a DPC"}},
     {0xC4,
      0x32,
      "spin lock released at an IRQL other than DISPATCH_LEVEL (possibly a double release)",
@@ -249,8 +263,8 @@ static const bc_row bc_rows[] = {
     {0xC4,
      0x20015,
      "DDI rule IrqlKeReleaseSpinLock: KeReleaseSpinLock's NewIrql is not the acquire's OldIrql",
-     {"rule 0x20015: IrqlKeReleaseSpinLock", "pointer to the rule's description", "spin lock address (rule state)",
-      "reserved"}},
+     {"rule 0x20015: IrqlKeReleaseSpinLock", "pointer to the rule's description",
+      "spin lock address (rule state)", "reserved"}},
     {0xC4,
      0x40006,
      "DDI rule QueuedSpinLock: a lock used both queued and ordinary, or queued-acquired twice",
@@ -259,12 +273,13 @@ static const bc_row bc_rows[] = {
     {0xC4,
      0x40007,
      "DDI rule QueuedSpinLockRelease: a queued spin lock released while not held, or still held",
-     {"rule 0x40007: QueuedSpinLockRelease", "pointer to the rule's description", "spin lock address (rule state)",
-      "reserved"}},
+     {"rule 0x40007: QueuedSpinLockRelease", "pointer to the rule's description",
+      "spin lock address (rule state)", "reserved"}},
     {0xC4,
      0x40009,
      "DDI rule SpinLock: a spin lock acquired twice, released while not held, or still held",
-     {"rule 0x40009: SpinLock", "pointer to the rule's description", "spin lock address (rule state)", "reserved"}},
+     {"rule 0x40009: SpinLock", "pointer to the rule's description", "spin lock address (rule state)",
+      "reserved"}},
     {0x09,
      ANY,
      "IRQL raised to a lower level (or above HIGH_LEVEL)",
@@ -273,7 +288,10 @@ static const bc_row bc_rows[] = {
      ANY,
      "IRQL lowered to a higher level (or above HIGH_LEVEL)",
      {"current IRQL", "requested IRQL", "0", "0"}},
-    {0x0F, ANY, "spin lock acquired by the thread that already owns it", {"spin lock address", "0", "0", "0"}},
+    {0x0F,
+     ANY,
+     "spin lock acquired by the thread that already owns it",
+     {"spin lock address", "0", "0", "0"}},
     {0x10, ANY, "spin lock released by a thread that does not own it", {"spin lock address", "0", "0", "0"}},
     {0x4A,
      ANY,
@@ -323,8 +341,8 @@ void poolsim__bc_make(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, ui
     }
 }
 
-void poolsim__bc_make_keep_block(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
-                                 uintptr_t p4)
+void poolsim__bc_make_keep_block(poolsim_bugcheck *bc, unsigned long code, uintptr_t p1, uintptr_t p2,
+                                 uintptr_t p3, uintptr_t p4)
 {
     bool has = bc->has_block;
     poolsim_block_info b = bc->block;
@@ -340,15 +358,14 @@ void poolsim__bc_site(poolsim_bugcheck *bc, const char *file, int line, poolsim_
     bc->site.routine = poolsim_routine_name(rt);
 }
 
-static poolsim_site site_of(const psim *ps, uint32_t idx, uint8_t rt)
+/* Fills *s field by field: *s was zeroed, and its padding stays so (a sweep child writes block records to a
+ * pipe, and Valgrind checks every byte written). */
+static void site_of(const psim *ps, uint32_t idx, uint8_t rt, poolsim_site *s)
 {
-    poolsim_site s = {NULL, 0, poolsim_routine_name((poolsim_routine)rt)};
     const psim_site *e = idx ? poolsim__site_at(ps, idx) : NULL;
-    if (e) {
-        s.file = e->file;
-        s.line = e->line;
-    }
-    return s;
+    s->file = e ? e->file : NULL;
+    s->line = e ? e->line : 0;
+    s->routine = poolsim_routine_name((poolsim_routine)rt);
 }
 
 void poolsim__block_info(const psim *ps, const psim_where *w, const psim_rec *r, poolsim_block_info *out)
@@ -361,10 +378,10 @@ void poolsim__block_info(const psim *ps, const psim_where *w, const psim_rec *r,
     out->state = (poolsim_block_state)r->state;
     out->quota_charged = (r->flags & PSIM_REC_QUOTA) != 0;
     out->thread = r->thread;
-    out->alloc_site = site_of(ps, r->alloc_site, r->alloc_rt);
+    site_of(ps, r->alloc_site, r->alloc_rt, &out->alloc_site);
     out->alloc_seq = r->alloc_seq;
     if (r->state != PSIM_LIVE) {
-        out->free_site = site_of(ps, r->free_site, r->free_rt);
+        site_of(ps, r->free_site, r->free_rt, &out->free_site);
         out->free_seq = r->free_seq;
     }
 }

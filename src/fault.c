@@ -83,8 +83,9 @@ void poolsim_fault_configure(const poolsim_fault_config *cfg)
     if (poolsim__g)
         configure(poolsim__g, cfg);
     else
-        poolsim__outf("poolsim: poolsim_fault_configure called while poolsim is not initialised (poolsim_init); "
-                      "the call does nothing\n");
+        poolsim__outf(
+            "poolsim: poolsim_fault_configure called while poolsim is not initialised (poolsim_init); "
+            "the call does nothing\n");
 }
 
 static void trace_add(psim_fault *f, const char *file, int line, const char *routine)
@@ -95,8 +96,11 @@ static void trace_add(psim_fault *f, const char *file, int line, const char *rou
         if (f->trace[i].line == line && f->trace[i].routine == routine && same_text(f->trace[i].file, file))
             return;
     if (f->ntrace < PSIM_TRACE_SITES) {
-        poolsim_site s = {file, line, routine};
-        f->trace[f->ntrace++] = s;
+        /* Field by field, so the padding stays zeroed: a sweep child writes these to a pipe. */
+        poolsim_site *s = &f->trace[f->ntrace++];
+        s->file = file;
+        s->line = line;
+        s->routine = routine;
     }
 }
 
@@ -138,7 +142,10 @@ bool poolsim__fault_decide(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_typ
     return true;
 }
 
-uint64_t poolsim_faults_injected(void) { return poolsim__g ? psim_atomic_load(&poolsim__g->fault.injected) : 0; }
+uint64_t poolsim_faults_injected(void)
+{
+    return poolsim__g ? psim_atomic_load(&poolsim__g->fault.injected) : 0;
+}
 
 size_t poolsim_fault_log(poolsim_fault_record *out, size_t max)
 {

@@ -458,7 +458,7 @@ typedef struct poolsim_sweep_result {
     unsigned ok;          /* runs that handled their failure cleanly */
     unsigned leaked;      /* runs that left blocks allocated */
     unsigned bugchecks;   /* runs that raised a bug check */
-    unsigned crashes;     /* runs that died (POSIX only: each run is a child process) */
+    unsigned crashes;     /* runs that died or whose process exited non-zero (POSIX only: each run is a child) */
     unsigned not_reached; /* sites whose run never reached them */
 } poolsim_sweep_result;
 
