@@ -305,7 +305,7 @@ typedef struct psim {
     psim_chunk *chunks;
 
     psim_tagent *tags; /* POOLSIM_TAG_CAPACITY + 1 (overflow row last) */
-    uint32_t ntags;    /* entries in use, under site_lock */
+    uint32_t ntags;    /* entries in use: written under site_lock, read atomically */
     uint32_t tag_ok;   /* atomic: the last tag found well formed */
     poolsim__prim_lock site_lock;
     uint32_t *site_index; /* hash: 2 * POOLSIM_SITE_CAPACITY slots of site numbers */
