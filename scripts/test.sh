@@ -66,14 +66,14 @@ if [ $quick -eq 0 ]; then
     run_preset clang clang
     run_preset asan asan+ubsan
 
-    # ThreadSanitizer over the tests that run threads: the IRQL and lock tests (label "locks") and the
-    # tracker's two-thread tests. Force-IRQL's fault handler cannot run under TSan's signal handling.
+    # ThreadSanitizer over the tests that run threads: the IRQL and lock tests (label "locks"), the random
+    # workload (label "stress") and the tracker's two-thread tests. Force-IRQL's fault handler cannot run under TSan's signal handling.
     stage=tsan
     start=$SECONDS
     printf '\n== tsan: configure and build (build/tsan) ==\n'
     cmake --preset tsan
     cmake --build --preset tsan --parallel "$jobs"
-    ctest --preset tsan -j "$jobs" -L locks 2>&1 | tee build/ctest-tsan-locks.log
+    ctest --preset tsan -j "$jobs" -L '^(locks|stress)$' 2>&1 | tee build/ctest-tsan-locks.log
     ctest --preset tsan -j "$jobs" -R '^(test_pool|test_tags)$' 2>&1 | tee build/ctest-tsan-threads.log
     count=0
     for log in build/ctest-tsan-locks.log build/ctest-tsan-threads.log; do
