@@ -245,8 +245,8 @@ static void check_private(worker *w)
     CHECK(w, used == (np->allocs + pg->allocs != 0));
     if (!used)
         return;
-    CHECK(w,
-          u.nonpaged.allocs == np->allocs && u.nonpaged.frees == np->frees && u.nonpaged.bytes == np->bytes);
+    CHECK(w, u.nonpaged.allocs == np->allocs && u.nonpaged.frees == np->frees);
+    CHECK(w, u.nonpaged.bytes == np->bytes);
     CHECK(w, u.paged.allocs == pg->allocs && u.paged.frees == pg->frees && u.paged.bytes == pg->bytes);
     CHECK(w, u.nonpaged.failed == 0 && u.paged.failed == 0);
 }
