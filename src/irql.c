@@ -807,11 +807,15 @@ void poolsim_report_thread(void)
     size_t shown = n < PSIM_HELD_MAX ? n : PSIM_HELD_MAX;
     psim *ps = poolsim__g;
     size_t want = ps ? ps->opt.irql_history : POOLSIM_DEFAULT_IRQL_HISTORY;
-    /* Not t->snap: a bug check the caller still holds points there. */
-    poolsim_irql_event *ev = (poolsim_irql_event *)poolsim__prim_meta_alloc(PSIM_HIST * sizeof *ev);
-    size_t nev = ev ? history_copy(t, ev, want < PSIM_HIST ? want : PSIM_HIST) : 0;
-    poolsim__report_thread_state(t->irql, t->critical, locks, n, shown, ev, nev);
-    poolsim__prim_meta_free(ev, PSIM_HIST * sizeof *ev);
+    size_t have = t->hpos < PSIM_HIST ? t->hpos : PSIM_HIST;
+    size_t nev = want < have ? want : have;
+    poolsim__report_thread_state(t->irql, t->critical, locks, n, shown, NULL, 0);
+    /* Straight from the thread's ring, oldest first: no copy (not t->snap, which a bug check the caller still
+     * holds points to) and no allocation, so this prints when memory is exhausted too. */
+    if (nev)
+        poolsim__report_irql_header(nev);
+    for (size_t k = 0; k < nev; k++)
+        poolsim__report_irql_events(&t->hist[(t->hpos - nev + k) % PSIM_HIST], 1);
 }
 
 /* ---- History in bug checks ------------------------------------------------------------------ */

@@ -71,6 +71,8 @@ void poolsim__fi_down(psim_thread *t);
 
 /* report.c: the formatted parts of IRQL reports. */
 void poolsim__report_irql_history(const poolsim_irql_event *ev, size_t n);
+void poolsim__report_irql_header(size_t n);                               /* the history's first line */
+void poolsim__report_irql_events(const poolsim_irql_event *ev, size_t n); /* its lines */
 void poolsim__report_thread_state(uint8_t irql, uint32_t critical, const poolsim_held_lock *locks,
                                   size_t nlocks, size_t shown, const poolsim_irql_event *ev, size_t nev);
 

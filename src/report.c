@@ -110,11 +110,12 @@ static void report_block(const poolsim_block_info *b)
     poolsim__outf("Block:  %p size 0x%zx (%zu) tag %s (0x%08x) %s, %s%s, thread %u\n", b->address, b->size,
                   b->size, tag, b->tag, poolsim__pool_type_name(b->pool_type), state_name(b->state),
                   b->quota_charged ? ", quota charged" : "", b->thread);
-    poolsim__outf("  allocated at %s:%d by %s, seq %llu\n", poolsim__short_path(b->alloc_site.file), b->alloc_site.line,
-                  b->alloc_site.routine, (unsigned long long)b->alloc_seq);
+    poolsim__outf("  allocated at %s:%d by %s, seq %llu\n", poolsim__short_path(b->alloc_site.file),
+                  b->alloc_site.line, b->alloc_site.routine, (unsigned long long)b->alloc_seq);
     if (b->state != POOLSIM_BLOCK_LIVE)
-        poolsim__outf("  freed at %s:%d by %s, seq %llu\n", poolsim__short_path(b->free_site.file), b->free_site.line,
-                      b->free_site.routine ? b->free_site.routine : "?", (unsigned long long)b->free_seq);
+        poolsim__outf("  freed at %s:%d by %s, seq %llu\n", poolsim__short_path(b->free_site.file),
+                      b->free_site.line, b->free_site.routine ? b->free_site.routine : "?",
+                      (unsigned long long)b->free_seq);
 }
 
 /* KFENCE's diff: the value of each damaged byte, '.' for intact ones. */
@@ -162,8 +163,8 @@ void poolsim_report_bugcheck(const poolsim_bugcheck *bc)
     if (bc->irql_history_count)
         poolsim__report_irql_history(bc->irql_history, bc->irql_history_count);
     if (bc->site.file)
-        poolsim__outf("Raised: at %s:%d by %s, seq %llu\n\n", poolsim__short_path(bc->site.file), bc->site.line,
-                      bc->site.routine ? bc->site.routine : "?", (unsigned long long)bc->seq);
+        poolsim__outf("Raised: at %s:%d by %s, seq %llu\n\n", poolsim__short_path(bc->site.file),
+                      bc->site.line, bc->site.routine ? bc->site.routine : "?", (unsigned long long)bc->seq);
     else
         poolsim__outf("Raised: by %s, seq %llu\n\n", bc->site.routine ? bc->site.routine : "?",
                       (unsigned long long)bc->seq);
@@ -296,8 +297,8 @@ static void poolused_sites(const psim *ps, uint32_t tag)
                       (unsigned long long)f0, (unsigned long long)(a0 - f0),
                       (unsigned long long)psim_atomic_load(&s->bytes[0]), (unsigned long long)a1,
                       (unsigned long long)f1, (unsigned long long)(a1 - f1),
-                      (unsigned long long)psim_atomic_load(&s->bytes[1]), poolsim__short_path(s->file), s->line,
-                      s->routine);
+                      (unsigned long long)psim_atomic_load(&s->bytes[1]), poolsim__short_path(s->file),
+                      s->line, s->routine);
     }
 }
 
@@ -595,8 +596,15 @@ static const char *irql_name(unsigned irql, char buf[16])
 
 void poolsim__report_irql_history(const poolsim_irql_event *ev, size_t n)
 {
+    poolsim__report_irql_header(n);
+    poolsim__report_irql_events(ev, n);
+}
+
+void poolsim__report_irql_header(size_t n) { poolsim__outf("IRQL history, oldest first (%zu):\n", n); }
+
+void poolsim__report_irql_events(const poolsim_irql_event *ev, size_t n)
+{
     static const char *const kinds[] = {"", "set", "raise", "lower", "acquire", "release"};
-    poolsim__outf("IRQL history, oldest first (%zu):\n", n);
     for (size_t i = 0; i < n; i++) {
         const poolsim_irql_event *e = &ev[i];
         char a[16], b[16], obj[32] = "";
@@ -612,12 +620,12 @@ void poolsim__report_irql_history(const poolsim_irql_event *ev, size_t n)
     }
 }
 
-void poolsim__report_thread_state(uint8_t irql, uint32_t critical, const poolsim_held_lock *locks, size_t nlocks,
-                                  size_t shown, const poolsim_irql_event *ev, size_t nev)
+void poolsim__report_thread_state(uint8_t irql, uint32_t critical, const poolsim_held_lock *locks,
+                                  size_t nlocks, size_t shown, const poolsim_irql_event *ev, size_t nev)
 {
     char a[16];
-    poolsim__outf("poolsim: thread %u at %s, %zu lock(s) held, %u critical region(s)\n", poolsim__prim_thread_id(),
-                  irql_name(irql, a), nlocks, critical);
+    poolsim__outf("poolsim: thread %u at %s, %zu lock(s) held, %u critical region(s)\n",
+                  poolsim__prim_thread_id(), irql_name(irql, a), nlocks, critical);
     for (size_t i = 0; i < shown; i++) {
         poolsim__outf("  holds %p taken by %s", locks[i].object,
                       poolsim_irql_routine_name((poolsim_irql_routine)locks[i].routine));
