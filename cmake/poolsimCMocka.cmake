@@ -51,7 +51,8 @@ else()
 endif()
 set_property(GLOBAL PROPERTY POOLSIM_CMOCKA_FROM "${_poolsim_cmocka_from}")
 
-# poolsim_add_test(name [sources...]): a cmocka test executable (sources default to name.c) and its test.
+# poolsim_add_test(name [sources...]): a cmocka test executable (sources default to name.c) and its test, run
+# under POOLSIM_TEST_LAUNCHER (the top CMakeLists.txt) when that is set.
 function(poolsim_add_test name)
     set(sources ${ARGN})
     if(NOT sources)
@@ -59,8 +60,8 @@ function(poolsim_add_test name)
     endif()
     add_executable(${name} ${sources})
     target_link_libraries(${name} PRIVATE poolsim_internal poolsim_cmocka)
-    add_test(NAME ${name} COMMAND ${CMAKE_CROSSCOMPILING_EMULATOR} $<TARGET_FILE:${name}>)
-    set_tests_properties(${name} PROPERTIES TIMEOUT 120)
+    add_test(NAME ${name} COMMAND ${CMAKE_CROSSCOMPILING_EMULATOR} ${POOLSIM_TEST_LAUNCHER} $<TARGET_FILE:${name}>)
+    set_tests_properties(${name} PROPERTIES TIMEOUT ${POOLSIM_TEST_TIMEOUT})
     if(CMAKE_CROSSCOMPILING AND WIN32)
         # Quiet Wine, and keep a new prefix from offering to install Mono and Gecko.
         set_tests_properties(${name} PROPERTIES ENVIRONMENT "WINEDEBUG=-all;WINEDLLOVERRIDES=mscoree,mshtml=")

@@ -7,7 +7,8 @@
 # label "locks"), the freestanding check of the core, the sample
 # driver built as a .sys with and without poolsim and checked (scripts/check-driver.sh), a consumer
 # project built against an install (CMake package and pkg-config), and the mingw-w64 cross build whose
-# tests run under Wine with a cmocka built from Debian's source. It stops at the first failure and ends
+# tests run under Wine with a cmocka built from Debian's source, and last every test under Valgrind's memcheck
+# (scripts/valgrind.sh). It stops at the first failure and ends
 # with one line: "poolsim: N passed, 0 failed". --quick runs the gcc stage only; --no-windows skips Wine.
 set -Eeuo pipefail
 
@@ -30,7 +31,7 @@ jobs=$(nproc)
 
 packages=(cmake make gcc libc6-dev libcmocka-dev pkg-config)
 if [ $quick -eq 0 ]; then
-    packages+=(clang libclang-rt-dev mingw-w64)
+    packages+=(clang libclang-rt-dev mingw-w64 valgrind)
     if [ $windows -eq 1 ]; then
         packages+=(wine wine64 dpkg-dev)
     fi
@@ -65,14 +66,14 @@ if [ $quick -eq 0 ]; then
     run_preset clang clang
     run_preset asan asan+ubsan
 
-    # ThreadSanitizer over the tests that run threads: the IRQL and lock tests (label "locks") and the
-    # tracker's two-thread tests. Force-IRQL's fault handler cannot run under TSan's signal handling.
+    # ThreadSanitizer over the tests that run threads: the IRQL and lock tests (label "locks"), the random
+    # workload (label "stress") and the tracker's two-thread tests. Force-IRQL's fault handler cannot run under TSan's signal handling.
     stage=tsan
     start=$SECONDS
     printf '\n== tsan: configure and build (build/tsan) ==\n'
     cmake --preset tsan
     cmake --build --preset tsan --parallel "$jobs"
-    ctest --preset tsan -j "$jobs" -L locks 2>&1 | tee build/ctest-tsan-locks.log
+    ctest --preset tsan -j "$jobs" -L '^(locks|stress)$' 2>&1 | tee build/ctest-tsan-locks.log
     ctest --preset tsan -j "$jobs" -R '^(test_pool|test_tags)$' 2>&1 | tee build/ctest-tsan-threads.log
     count=0
     for log in build/ctest-tsan-locks.log build/ctest-tsan-threads.log; do
@@ -131,6 +132,17 @@ if [ $quick -eq 0 ]; then
         run_preset mingw windows "$start"
         wineserver --wait
     fi
+
+    # ---- Valgrind (scripts/valgrind.sh): every test but the novalgrind ones under memcheck, zero errors,
+    # every top-level process's heap freed. Its own build directory, build/valgrind; logs in build/valgrind/logs.
+    stage=valgrind
+    start=$SECONDS
+    printf '\n== valgrind: the tests, the demo and the bench smoke run under memcheck (build/valgrind) ==\n'
+    ./scripts/valgrind.sh 2>&1 | tee build/valgrind.log
+    count=$(sed -nE 's/^valgrind: ([0-9]+) passed, 0 failed.*/\1/p' build/valgrind.log)
+    [ -n "$count" ] || { echo "test.sh: no valgrind result line in build/valgrind.log" >&2; false; }
+    total=$((total + count))
+    summary+=("$(printf '%-13s %4d tests  %4ds' valgrind "$count" $((SECONDS - start)))")
 fi
 
 printf '\n== summary ==\n'

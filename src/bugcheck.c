@@ -395,15 +395,14 @@ void poolsim__bc_site(poolsim_bugcheck *bc, const char *file, int line, poolsim_
     bc->site.routine = poolsim_routine_name(rt);
 }
 
-static poolsim_site site_of(const psim *ps, uint32_t idx, uint8_t rt)
+/* Fills *s field by field: *s was zeroed, and its padding stays so (a sweep child writes block records to a
+ * pipe, and Valgrind checks every byte written). */
+static void site_of(const psim *ps, uint32_t idx, uint8_t rt, poolsim_site *s)
 {
-    poolsim_site s = {NULL, 0, poolsim_routine_name((poolsim_routine)rt)};
     const psim_site *e = idx ? poolsim__site_at(ps, idx) : NULL;
-    if (e) {
-        s.file = e->file;
-        s.line = e->line;
-    }
-    return s;
+    s->file = e ? e->file : NULL;
+    s->line = e ? e->line : 0;
+    s->routine = poolsim_routine_name((poolsim_routine)rt);
 }
 
 void poolsim__block_info(const psim *ps, const psim_where *w, const psim_rec *r, poolsim_block_info *out)
@@ -416,10 +415,10 @@ void poolsim__block_info(const psim *ps, const psim_where *w, const psim_rec *r,
     out->state = (poolsim_block_state)r->state;
     out->quota_charged = (r->flags & PSIM_REC_QUOTA) != 0;
     out->thread = r->thread;
-    out->alloc_site = site_of(ps, r->alloc_site, r->alloc_rt);
+    site_of(ps, r->alloc_site, r->alloc_rt, &out->alloc_site);
     out->alloc_seq = r->alloc_seq;
     if (r->state != PSIM_LIVE) {
-        out->free_site = site_of(ps, r->free_site, r->free_rt);
+        site_of(ps, r->free_site, r->free_rt, &out->free_site);
         out->free_seq = r->free_seq;
     }
 }
@@ -434,17 +433,141 @@ void poolsim__bc_block(const psim *ps, poolsim_bugcheck *bc, const psim_where *w
 
 static poolsim_bugcheck_fn *g_handler;
 static void *g_handler_ctx;
-static uint64_t g_count;    /* bug checks since poolsim_init */
-static uint64_t g_reported; /* reports printed by the default handler */
-static uint32_t g_continue, g_halt, g_max_reports = POOLSIM_DEFAULT_MAX_REPORTS;
+static uint64_t g_count; /* bug checks since poolsim_init */
+static uint32_t g_continue, g_halt, g_max_reports = POOLSIM_DEFAULT_MAX_REPORTS,
+                                    g_max_repeats = POOLSIM_DEFAULT_MAX_REPEATS;
+
+/* ---- What the default handler printed (under the report lock) -------------------------------------------
+ */
+
+/* One violation the default handler saw: a bug check code and subcode at one call site (or, with the site
+ * unknown, one code and its four parameters), and how often. No allocation: a fixed table; a violation
+ * that finds it full is printed like a new one each time (max_reports still caps it). */
+#define REPEAT_SLOTS 64u
+typedef struct repeat_ent {
+    unsigned long code;
+    uintptr_t args[4]; /* the subcode (Arg1, Arg4 for 0xC1) with a site; all four without */
+    const char *file;
+    int line;
+    const char *routine;
+    uint64_t seen;
+} repeat_ent;
+
+static repeat_ent g_repeats[REPEAT_SLOTS];
+static uint32_t g_nrepeats;
+static uint64_t g_printed;      /* reports printed */
+static uint64_t g_over_max;     /* reports not printed for max_reports */
+static uintptr_t g_report_lock; /* the owning thread's id + 1 while a report is being printed */
 
 void poolsim__bc_configure(const poolsim_options *o)
 {
     g_continue = o->continue_on_bugcheck;
     g_halt = o->halt_on_bad;
     g_max_reports = o->max_reports;
+    g_max_repeats = o->max_repeats;
     psim_atomic_store(&g_count, 0);
-    psim_atomic_store(&g_reported, 0);
+    psim_memset(g_repeats, 0, sizeof g_repeats);
+    g_nrepeats = 0;
+    g_printed = 0;
+    g_over_max = 0;
+}
+
+/* One report at a time, so concurrent reports do not interleave line by line (however slow the output).
+ * The thread already printing may enter again (its output callback raised a bug check). Returns false when
+ * it was already this thread's. */
+static bool report_lock(void)
+{
+    const uintptr_t me = (uintptr_t)poolsim__prim_thread_id() + 1u;
+    if (psim_word_load(&g_report_lock) == me)
+        return false;
+    for (unsigned spins = 0;; spins++) {
+        uintptr_t free_word = 0;
+        if (psim_word_cas(&g_report_lock, &free_word, me))
+            return true;
+        if (spins % 16u == 15u)
+            poolsim__prim_yield();
+        else
+            psim_cpu_pause();
+    }
+}
+
+static void report_unlock(bool taken)
+{
+    if (taken)
+        psim_word_release(&g_report_lock, 0);
+}
+
+/* The codes whose Arg1 is a subcode (0xC1: Arg4); for the others every Arg is a value (an address, an IRQL).
+ */
+static uintptr_t subcode(const poolsim_bugcheck *bc)
+{
+    switch (bc->code) {
+    case 0xC1:
+        return bc->param[3];
+    case 0x19:
+    case 0xC2:
+    case 0xC4:
+    case 0x13A:
+        return bc->param[0];
+    default:
+        return 0;
+    }
+}
+
+/* The entry of this violation, its count raised by one; NULL when the table is full. */
+static repeat_ent *repeat_find(const poolsim_bugcheck *bc)
+{
+    uintptr_t args[4] = {subcode(bc), 0, 0, 0};
+    if (!bc->site.file)
+        psim_memcpy(args, bc->param, sizeof args);
+    for (uint32_t i = 0; i < g_nrepeats; i++) {
+        repeat_ent *e = &g_repeats[i];
+        if (e->code == bc->code && psim_memcmp(e->args, args, sizeof args) == 0 && e->line == bc->site.line &&
+            poolsim__same_text(e->file, bc->site.file) && poolsim__same_text(e->routine, bc->site.routine)) {
+            e->seen++;
+            return e;
+        }
+    }
+    if (g_nrepeats == REPEAT_SLOTS)
+        return NULL;
+    repeat_ent *e = &g_repeats[g_nrepeats++];
+    e->code = bc->code;
+    psim_memcpy(e->args, args, sizeof args);
+    e->file = bc->site.file;
+    e->line = bc->site.line;
+    e->routine = bc->site.routine;
+    e->seen = 1;
+    return e;
+}
+
+static void repeat_name(const repeat_ent *e, char *buf, size_t cap)
+{
+    if (e->file)
+        poolsim__fmt(buf, cap, "0x%lx/0x%llx at %s:%d (%s)", e->code, (unsigned long long)e->args[0],
+                     poolsim__short_path(e->file), e->line, e->routine ? e->routine : "?");
+    else
+        poolsim__fmt(buf, cap, "0x%lx (0x%llx, 0x%llx, 0x%llx, 0x%llx) by %s", e->code,
+                     (unsigned long long)e->args[0], (unsigned long long)e->args[1],
+                     (unsigned long long)e->args[2], (unsigned long long)e->args[3],
+                     e->routine ? e->routine : "?");
+}
+
+void poolsim__bc_summary(void)
+{
+    bool taken = report_lock();
+    for (uint32_t i = 0; i < g_nrepeats; i++) {
+        const repeat_ent *e = &g_repeats[i];
+        if (g_max_repeats && e->seen > g_max_repeats) {
+            char name[200];
+            repeat_name(e, name, sizeof name);
+            poolsim__outf("poolsim: bug check %s: raised %llu times, %llu not printed (max_repeats)\n", name,
+                          (unsigned long long)e->seen, (unsigned long long)(e->seen - g_max_repeats));
+        }
+    }
+    if (g_over_max)
+        poolsim__outf("poolsim: %llu more report(s) not printed (max_reports)\n",
+                      (unsigned long long)g_over_max);
+    report_unlock(taken);
 }
 
 void poolsim_set_bugcheck_handler(poolsim_bugcheck_fn *fn, void *ctx)
@@ -465,12 +588,27 @@ uint64_t poolsim_bugcheck_count(void) { return psim_atomic_load(&g_count); }
 
 static void default_handler(const poolsim_bugcheck *bc)
 {
-    uint64_t n = psim_atomic_add(&g_reported, 1);
-    if (!g_max_reports || n <= g_max_reports)
+    bool taken = report_lock();
+    const repeat_ent *e = repeat_find(bc);
+    if (e && g_max_repeats && e->seen > g_max_repeats) {
+        /* The same violation at the same site again: one line the first time, then only counted. */
+        if (e->seen == (uint64_t)g_max_repeats + 1) {
+            char name[200];
+            repeat_name(e, name, sizeof name);
+            poolsim__outf("poolsim: bug check %s again: further reports of it are counted, not printed "
+                          "(max_repeats)\n",
+                          name);
+        }
+    } else if (!g_max_reports || g_printed < g_max_reports) {
+        g_printed++;
         poolsim_report_bugcheck(bc);
-    else if (n == (uint64_t)g_max_reports + 1)
-        poolsim__outf("poolsim: %u reports printed; further reports are counted, not printed (max_reports)\n",
-                      g_max_reports);
+    } else {
+        if (g_over_max++ == 0)
+            poolsim__outf(
+                "poolsim: %u reports printed; further reports are counted, not printed (max_reports)\n",
+                g_max_reports);
+    }
+    report_unlock(taken);
     if (!g_continue) {
         poolsim__outf("poolsim: stopping on bug check 0x%lx (0x%llx, 0x%llx, 0x%llx, 0x%llx)\n", bc->code,
                       (unsigned long long)bc->param[0], (unsigned long long)bc->param[1],

@@ -124,6 +124,8 @@ const char *poolsim__options_check(const poolsim_options *o);
  * length l ll z. Always NUL-terminates; returns the length it wanted. */
 size_t poolsim__vfmt(char *buf, size_t cap, const char *fmt, va_list ap);
 size_t poolsim__fmt(char *buf, size_t cap, const char *fmt, ...);
+/* True when both are NULL or both hold the same text. */
+bool poolsim__same_text(const char *a, const char *b);
 
 /* Writes the 4 tag bytes in memory order, non-printable bytes as '.'. */
 void poolsim__tag_text(uint32_t tag, char out[5]);
@@ -333,7 +335,7 @@ typedef struct psim {
     psim_chunk *chunks;
 
     psim_tagent *tags; /* POOLSIM_TAG_CAPACITY + 1 (overflow row last) */
-    uint32_t ntags;    /* entries in use, under site_lock */
+    uint32_t ntags;    /* entries in use: written under site_lock, read atomically */
     uint32_t tag_ok;   /* atomic: the last tag found well formed */
     poolsim__prim_lock site_lock;
     uint32_t *site_index; /* hash: 2 * POOLSIM_SITE_CAPACITY slots of site numbers */
@@ -525,6 +527,9 @@ void poolsim__block_info(const psim *ps, const psim_where *w, const psim_rec *r,
 void poolsim__bc_deliver(psim *ps, poolsim_bugcheck *bc);
 /* Takes the handler settings of a new instance. */
 void poolsim__bc_configure(const poolsim_options *o);
+/* Prints, for poolsim_shutdown, the violations whose reports max_repeats and
+ * max_reports kept the default handler from printing, with their counts. */
+void poolsim__bc_summary(void);
 
 /* ---- Reports (report.c) ------------------------------------------------- */
 

@@ -22,17 +22,6 @@ static uint64_t mix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-static bool same_text(const char *a, const char *b)
-{
-    if (a == b)
-        return true;
-    if (!a || !b)
-        return false;
-    while (*a && *a == *b)
-        a++, b++;
-    return *a == *b;
-}
-
 static void configure(psim *ps, const poolsim_fault_config *cfg)
 {
     psim_fault *f = &ps->fault;
@@ -83,8 +72,9 @@ void poolsim_fault_configure(const poolsim_fault_config *cfg)
     if (poolsim__g)
         configure(poolsim__g, cfg);
     else
-        poolsim__outf("poolsim: poolsim_fault_configure called while poolsim is not initialised (poolsim_init); "
-                      "the call does nothing\n");
+        poolsim__outf(
+            "poolsim: poolsim_fault_configure called while poolsim is not initialised (poolsim_init); "
+            "the call does nothing\n");
 }
 
 static void trace_add(psim_fault *f, const char *file, int line, const char *routine)
@@ -92,11 +82,15 @@ static void trace_add(psim_fault *f, const char *file, int line, const char *rou
     if (!file)
         return;
     for (uint32_t i = 0; i < f->ntrace; i++)
-        if (f->trace[i].line == line && f->trace[i].routine == routine && same_text(f->trace[i].file, file))
+        if (f->trace[i].line == line && f->trace[i].routine == routine &&
+            poolsim__same_text(f->trace[i].file, file))
             return;
     if (f->ntrace < PSIM_TRACE_SITES) {
-        poolsim_site s = {file, line, routine};
-        f->trace[f->ntrace++] = s;
+        /* Field by field, so the padding stays zeroed: a sweep child writes these to a pipe. */
+        poolsim_site *s = &f->trace[f->ntrace++];
+        s->file = file;
+        s->line = line;
+        s->routine = routine;
     }
 }
 
@@ -114,7 +108,7 @@ bool poolsim__fault_decide(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_typ
         return false;
     uint64_t k = psim_atomic_add(&f->count, 1);
     bool fire = f->nth && (k == f->nth || (f->persistent && k > f->nth));
-    if (!fire && f->site_file && line == f->site_line && same_text(file, f->site_file)) {
+    if (!fire && f->site_file && line == f->site_line && poolsim__same_text(file, f->site_file)) {
         uint64_t expected = 0;
         fire = psim_atomic_cas(&f->site_done, &expected, 1);
     }
@@ -138,7 +132,10 @@ bool poolsim__fault_decide(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_typ
     return true;
 }
 
-uint64_t poolsim_faults_injected(void) { return poolsim__g ? psim_atomic_load(&poolsim__g->fault.injected) : 0; }
+uint64_t poolsim_faults_injected(void)
+{
+    return poolsim__g ? psim_atomic_load(&poolsim__g->fault.injected) : 0;
+}
 
 size_t poolsim_fault_log(poolsim_fault_record *out, size_t max)
 {

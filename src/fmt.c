@@ -173,3 +173,14 @@ void poolsim__tag_text(uint32_t tag, char out[5])
     }
     out[4] = '\0';
 }
+
+bool poolsim__same_text(const char *a, const char *b)
+{
+    if (a == b)
+        return true;
+    if (!a || !b)
+        return false;
+    while (*a && *a == *b)
+        a++, b++;
+    return *a == *b;
+}

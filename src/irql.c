@@ -86,7 +86,8 @@ static const char rule_queued[] =
     "QueuedSpinLock: a lock is used only through the in-stack queued routines or only through the ordinary "
     "ones, and is not acquired again before it is released";
 static const char rule_queued_release[] =
-    "QueuedSpinLockRelease: KeAcquireInStackQueuedSpinLock and KeReleaseInStackQueuedSpinLock must alternate, "
+    "QueuedSpinLockRelease: KeAcquireInStackQueuedSpinLock and KeReleaseInStackQueuedSpinLock must "
+    "alternate, "
     "and no queued spin lock may still be held when the routine returns";
 static const char rule_irql_release[] =
     "IrqlKeReleaseSpinLock: KeReleaseSpinLock runs at DISPATCH_LEVEL and restores exactly the IRQL the "
@@ -108,16 +109,17 @@ uint8_t poolsim_synch_level(void)
 
 /* ---- History and IRQL changes ----------------------------------------------- */
 
-static inline void hist_put(psim_thread *t, unsigned kind, unsigned from, unsigned to, poolsim_irql_routine rt,
-                            const void *obj, const char *file, int line)
+static inline void hist_put(psim_thread *t, unsigned kind, unsigned from, unsigned to,
+                            poolsim_irql_routine rt, const void *obj, const char *file, int line)
 {
     poolsim_irql_event *e = &t->hist[t->hpos++ % PSIM_HIST];
     e->file = file;
     e->object = obj;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     /* line, kind, from, to and routine are the event's last 8 bytes: one store. */
-    uint64_t tail = (uint64_t)(uint32_t)line | (uint64_t)(kind & 0xFFu) << 32 | (uint64_t)(from & 0xFFu) << 40 |
-                    (uint64_t)(to & 0xFFu) << 48 | (uint64_t)((unsigned)rt & 0xFFu) << 56;
+    uint64_t tail = (uint64_t)(uint32_t)line | (uint64_t)(kind & 0xFFu) << 32 |
+                    (uint64_t)(from & 0xFFu) << 40 | (uint64_t)(to & 0xFFu) << 48 |
+                    (uint64_t)((unsigned)rt & 0xFFu) << 56;
     psim_memcpy(&e->line, &tail, sizeof tail);
 #else
     e->line = (uint32_t)line;
@@ -157,19 +159,39 @@ static void irql_restore(psim_thread *t, unsigned to)
 
 /* Raises a bug check at a routine's call site; the thread's history goes
  * with it (poolsim__bc_deliver). Returns when the handler returns. */
-static SLOW void report(poolsim_irql_routine rt, const char *file, int line, unsigned long code, uintptr_t p1,
-                   uintptr_t p2, uintptr_t p3, uintptr_t p4)
+static SLOW void report_at(const char *routine, const char *file, int line, unsigned long code, uintptr_t p1,
+                           uintptr_t p2, uintptr_t p3, uintptr_t p4)
 {
     poolsim_bugcheck bc;
     poolsim__bc_make(&bc, code, p1, p2, p3, p4);
     bc.site.file = file;
     bc.site.line = line;
-    bc.site.routine = poolsim_irql_routine_name(rt);
+    bc.site.routine = routine;
     poolsim__bc_deliver(poolsim__g, &bc);
 }
 
+static SLOW void report(poolsim_irql_routine rt, const char *file, int line, unsigned long code, uintptr_t p1,
+                        uintptr_t p2, uintptr_t p3, uintptr_t p4)
+{
+    report_at(poolsim_irql_routine_name(rt), file, line, code, p1, p2, p3, p4);
+}
+
+/* A NULL lock, fast mutex or lock handle (docs/bad-input.md §8): the kernel's routine would write to (near)
+ * address 0 at `irql`, the IRQL at which it touches the object. At DISPATCH_LEVEL or above that is 0xD1
+ * (0, IRQL, 1 write, 0: poolsim has no code address), below it an unhandled access violation, 0x1E
+ * (STATUS_ACCESS_VIOLATION, 0, 1 write, 0). Checked before every other rule; when the handler returns the
+ * call does nothing. */
+SLOW void poolsim__irql_null(const char *routine, unsigned irql, const char *file, int line)
+{
+    if (irql >= IRQL_DPC)
+        report_at(routine, file, line, 0xD1, 0, irql, 1, 0);
+    else
+        report_at(routine, file, line, 0x1E, 0xC0000005u, 0, 1, 0);
+}
+
 /* §4.2: a raise to a lower level, or past HIGH_LEVEL. The IRQL stays. */
-static SLOW void bad_raise(poolsim_irql_routine rt, const char *file, int line, unsigned cur, unsigned requested)
+static SLOW void bad_raise(poolsim_irql_routine rt, const char *file, int line, unsigned cur,
+                           unsigned requested)
 {
     if (retail())
         report(rt, file, line, 0x09, cur, requested, 0, 0);
@@ -178,7 +200,8 @@ static SLOW void bad_raise(poolsim_irql_routine rt, const char *file, int line, 
 }
 
 /* §4.2: a lower to a higher level, or past HIGH_LEVEL. The IRQL stays; Arg4 0: poolsim runs no DPCs. */
-static SLOW void bad_lower(poolsim_irql_routine rt, const char *file, int line, unsigned cur, unsigned requested)
+static SLOW void bad_lower(poolsim_irql_routine rt, const char *file, int line, unsigned cur,
+                           unsigned requested)
 {
     if (retail())
         report(rt, file, line, 0x0A, cur, requested, 0, 0);
@@ -307,12 +330,16 @@ static const uint8_t rt_flags[POOLSIM_IRQL_RT_COUNT] = {
     [POOLSIM_IRQL_RT_RELEASE_QUEUED_FROM_DPC] = RF_RELEASE | RF_QUEUED | RF_AT_DPC,
 };
 
-static unsigned rt_flags_of(poolsim_irql_routine rt) { return (unsigned)rt < POOLSIM_IRQL_RT_COUNT ? rt_flags[rt] : 0u; }
+static unsigned rt_flags_of(poolsim_irql_routine rt)
+{
+    return (unsigned)rt < POOLSIM_IRQL_RT_COUNT ? rt_flags[rt] : 0u;
+}
 static bool rt_queued(poolsim_irql_routine rt) { return (rt_flags_of(rt) & RF_QUEUED) != 0; }
 static bool rt_at_dpc(poolsim_irql_routine rt) { return (rt_flags_of(rt) & RF_AT_DPC) != 0; }
 
 /* The held lock is the thread's now: record it and move the IRQL. */
-static uint8_t spin_acquired(psim_thread *t, uintptr_t *lock, poolsim_irql_routine rt, const char *file, int line)
+static uint8_t spin_acquired(psim_thread *t, uintptr_t *lock, poolsim_irql_routine rt, const char *file,
+                             int line)
 {
     unsigned cur = t->irql;
     unsigned to = rt_at_dpc(rt) || cur > IRQL_DPC ? cur : IRQL_DPC;
@@ -322,8 +349,8 @@ static uint8_t spin_acquired(psim_thread *t, uintptr_t *lock, poolsim_irql_routi
     return (uint8_t)cur;
 }
 
-static SLOW uint8_t spin_acquire_slow(psim_thread *t, uintptr_t *lock, poolsim_irql_routine rt, const char *file,
-                                 int line)
+static SLOW uint8_t spin_acquire_slow(psim_thread *t, uintptr_t *lock, poolsim_irql_routine rt,
+                                      const char *file, int line)
 {
     const bool queued = rt_queued(rt), at_dpc = rt_at_dpc(rt);
     const uintptr_t me = (uintptr_t)t, kind = queued ? LW_QUEUED : LW_ORDINARY;
@@ -392,8 +419,9 @@ static PSIM_ALWAYS_INLINE uint8_t spin_acquire_fast(psim_thread *t, uintptr_t *l
     const uintptr_t kind = (f & RF_QUEUED) ? LW_QUEUED : LW_ORDINARY;
     const unsigned cur = t->irql;
     uintptr_t w = psim_word_load(lock);
-    if (PSIM_LIKELY(!(w & (LW_HELD | (LW_KINDS & ~kind))) && ((f & RF_AT_DPC) ? cur >= IRQL_DPC : cur <= IRQL_DPC) &&
-                    t->nheld < PSIM_HELD_MAX && psim_word_cas(lock, &w, (uintptr_t)t | LW_HELD | kind))) {
+    if (PSIM_LIKELY(!(w & (LW_HELD | (LW_KINDS & ~kind))) &&
+                    ((f & RF_AT_DPC) ? cur >= IRQL_DPC : cur <= IRQL_DPC) && t->nheld < PSIM_HELD_MAX &&
+                    psim_word_cas(lock, &w, (uintptr_t)t | LW_HELD | kind))) {
         unsigned to = (f & RF_AT_DPC) ? cur : IRQL_DPC;
         held_push(t, lock, (f & RF_QUEUED) ? PSIM_LK_QUEUED : PSIM_LK_SPIN, rt, cur, file, line);
         hist_put(t, POOLSIM_IRQL_EV_ACQUIRE, cur, to, rt, lock, file, line);
@@ -403,11 +431,24 @@ static PSIM_ALWAYS_INLINE uint8_t spin_acquire_fast(psim_thread *t, uintptr_t *l
     return spin_acquire_slow(t, lock, rt, file, line);
 }
 
+/* A NULL lock: the acquire forms touch it after their raise to DISPATCH_LEVEL, the AtDpcLevel forms and the
+ * releases at the current IRQL. Nothing changes; an acquire returns the current IRQL. */
+static SLOW uint8_t spin_null(psim_thread *t, poolsim_irql_routine rt, const char *file, int line)
+{
+    unsigned f = rt_flags_of(rt);
+    unsigned at = (f & RF_RELEASE) || (f & RF_AT_DPC) || t->irql > IRQL_DPC ? t->irql : IRQL_DPC;
+    poolsim__irql_null(poolsim_irql_routine_name(rt), at, file, line);
+    return t->irql;
+}
+
 uint8_t poolsim_spin_acquire(uintptr_t *lock, poolsim_irql_routine rt, const char *file, int line)
 {
     psim_thread *t = poolsim__thread();
     if (!t) /* no per-thread state (the kernel): nothing to simulate */
         return poolsim__prim_irql_get();
+    if (PSIM_UNLIKELY(!lock))
+        return spin_null(t, rt_flags_of(rt) & RF_ACQUIRE ? rt : POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK, file,
+                         line);
     switch (rt) {
     case POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_RAISE:
         return spin_acquire_fast(t, lock, POOLSIM_IRQL_RT_ACQUIRE_SPIN_LOCK_RAISE, file, line);
@@ -451,11 +492,16 @@ static PSIM_ALWAYS_INLINE void spin_release_fast(psim_thread *t, uintptr_t *lock
     spin_release_slow(t, lock, new_irql, rt, file, line, i);
 }
 
-void poolsim_spin_release(uintptr_t *lock, uint8_t new_irql, poolsim_irql_routine rt, const char *file, int line)
+void poolsim_spin_release(uintptr_t *lock, uint8_t new_irql, poolsim_irql_routine rt, const char *file,
+                          int line)
 {
     psim_thread *t = poolsim__thread();
     if (!t)
         return;
+    if (PSIM_UNLIKELY(!lock)) {
+        (void)spin_null(t, rt_flags_of(rt) & RF_RELEASE ? rt : POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK, file, line);
+        return;
+    }
     switch (rt) {
     case POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK_FROM_DPC:
         spin_release_fast(t, lock, new_irql, POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK_FROM_DPC, file, line);
@@ -553,6 +599,11 @@ uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, const char *
     psim_thread *t = poolsim__thread();
     if (!t)
         return poolsim__prim_irql_get();
+    if (PSIM_UNLIKELY(!mutex || !owner)) { /* touched after the raise to APC_LEVEL */
+        poolsim__irql_null(poolsim_irql_routine_name(rt), t->irql > IRQL_APC ? t->irql : IRQL_APC, file,
+                           line);
+        return POOLSIM_NOT_ACQUIRED;
+    }
     void *me = (void *)((uintptr_t)t | LW_HELD);
     unsigned cur = t->irql;
     void *expected = NULL;
@@ -598,6 +649,10 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
     psim_thread *t = poolsim__thread();
     if (!t)
         return;
+    if (PSIM_UNLIKELY(!mutex || !owner)) {
+        poolsim__irql_null(poolsim_irql_routine_name(rt), t->irql, file, line);
+        return;
+    }
     unsigned cur = t->irql;
     int i = held_find(t, mutex);
     psim_held *h = i >= 0 && t->held[i].kind == PSIM_LK_MUTEX ? &t->held[i] : NULL;
@@ -643,7 +698,8 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
 void poolsim_critical_region(bool enter, const char *file, int line)
 {
     psim_thread *t = poolsim__thread();
-    poolsim_irql_routine rt = enter ? POOLSIM_IRQL_RT_ENTER_CRITICAL_REGION : POOLSIM_IRQL_RT_LEAVE_CRITICAL_REGION;
+    poolsim_irql_routine rt =
+        enter ? POOLSIM_IRQL_RT_ENTER_CRITICAL_REGION : POOLSIM_IRQL_RT_LEAVE_CRITICAL_REGION;
     if (!t)
         return;
     if (t->irql > IRQL_APC) /* §5.3: C4/0x11A, 0x11B. Safe: count it anyway. */
@@ -751,11 +807,15 @@ void poolsim_report_thread(void)
     size_t shown = n < PSIM_HELD_MAX ? n : PSIM_HELD_MAX;
     psim *ps = poolsim__g;
     size_t want = ps ? ps->opt.irql_history : POOLSIM_DEFAULT_IRQL_HISTORY;
-    /* Not t->snap: a bug check the caller still holds points there. */
-    poolsim_irql_event *ev = (poolsim_irql_event *)poolsim__prim_meta_alloc(PSIM_HIST * sizeof *ev);
-    size_t nev = ev ? history_copy(t, ev, want < PSIM_HIST ? want : PSIM_HIST) : 0;
-    poolsim__report_thread_state(t->irql, t->critical, locks, n, shown, ev, nev);
-    poolsim__prim_meta_free(ev, PSIM_HIST * sizeof *ev);
+    size_t have = t->hpos < PSIM_HIST ? t->hpos : PSIM_HIST;
+    size_t nev = want < have ? want : have;
+    poolsim__report_thread_state(t->irql, t->critical, locks, n, shown, NULL, 0);
+    /* Straight from the thread's ring, oldest first: no copy (not t->snap, which a bug check the caller still
+     * holds points to) and no allocation, so this prints when memory is exhausted too. */
+    if (nev)
+        poolsim__report_irql_header(nev);
+    for (size_t k = 0; k < nev; k++)
+        poolsim__report_irql_events(&t->hist[(t->hpos - nev + k) % PSIM_HIST], 1);
 }
 
 /* ---- History in bug checks ------------------------------------------------------------------ */
@@ -763,9 +823,9 @@ void poolsim_report_thread(void)
 /* The bug checks about IRQL and locks: they carry the history. */
 static bool irql_related(const poolsim_bugcheck *bc)
 {
-    static const uintptr_t c4[] = {0x01,  0x02,  0x11,   0x12,   0x30,   0x31,    0x32,    0x33,    0x34,   0x35,
-                                   0x36,  0x40,  0x41,   0x42,   0x11A,  0x11B,   0x1000,  0x1004,  0x1007, 0x1009,
-                                   0x20015, 0x40006, 0x40007, 0x40009};
+    static const uintptr_t c4[] = {0x01,   0x02,   0x11,   0x12,   0x30,    0x31,    0x32,    0x33,
+                                   0x34,   0x35,   0x36,   0x40,   0x41,    0x42,    0x11A,   0x11B,
+                                   0x1000, 0x1004, 0x1007, 0x1009, 0x20015, 0x40006, 0x40007, 0x40009};
     switch (bc->code) {
     case 0x08:
     case 0x09:

@@ -62,6 +62,11 @@ static inline psim_thread *poolsim__thread(void) { return (psim_thread *)poolsim
  * check (poolsim__bc_deliver calls it for every bug check). */
 void poolsim__irql_annotate(poolsim_bugcheck *bc);
 
+/* irql.c: the bug check for a NULL lock, fast mutex or lock handle passed to
+ * `routine`, which would touch it at `irql` (0xD1 or 0x1E). wdm.c calls it
+ * for the routines that are not the core's (the initialisers, the handles). */
+void poolsim__irql_null(const char *routine, unsigned irql, const char *file, int line);
+
 /* forceirql.c: the thread t has crossed to >= DISPATCH_LEVEL (up) or back
  * below it (down). */
 void poolsim__fi_up(psim_thread *t);
@@ -69,6 +74,8 @@ void poolsim__fi_down(psim_thread *t);
 
 /* report.c: the formatted parts of IRQL reports. */
 void poolsim__report_irql_history(const poolsim_irql_event *ev, size_t n);
+void poolsim__report_irql_header(size_t n);                               /* the history's first line */
+void poolsim__report_irql_events(const poolsim_irql_event *ev, size_t n); /* its lines */
 void poolsim__report_thread_state(uint8_t irql, uint32_t critical, const poolsim_held_lock *locks,
                                   size_t nlocks, size_t shown, const poolsim_irql_event *ev, size_t nev);
 

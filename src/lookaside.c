@@ -77,8 +77,7 @@ static struct psim_lal *lal_of(psim *ps, poolsim_lookaside *l, unsigned op, unsi
         poolsim__prim_lock_release(&ps->lal_lock);
     }
     if (!e)
-        poolsim_bugcheck_raise(0xC4, 0xCB, (uintptr_t)l, 0, 0, file, line,
-                               routine_of(kind, op));
+        poolsim_bugcheck_raise(0xC4, 0xCB, (uintptr_t)l, 0, 0, file, line, routine_of(kind, op));
     return e;
 }
 
@@ -182,9 +181,14 @@ int32_t poolsim_lookaside_init(poolsim_lookaside *l, const poolsim_lookaside_par
     poolsim_block_info holder;
     bool in_pool = poolsim_find_block(l, &holder) && holder.state == POOLSIM_BLOCK_LIVE;
 
+    /* A live list at this address? Found by a search of the records, not by reading the handle: a list
+     * being initialised is usually uninitialised memory (a local), and only a record proves it was written.
+     */
     poolsim__prim_lock_acquire(&ps->lal_lock);
-    bool again = l->index < POOLSIM_LOOKASIDE_CAPACITY && ps->lals && ps->lals[l->index] &&
-                 ps->lals[l->index]->handle == l && l->check == handle_check(ps, l, l->index);
+    bool again = false;
+    for (uint32_t i = 0; ps->lals && i < POOLSIM_LOOKASIDE_CAPACITY && !again; i++)
+        again =
+            ps->lals[i] && ps->lals[i]->handle == l && l->index == i && l->check == handle_check(ps, l, i);
     uint32_t slot = POOLSIM_LOOKASIDE_CAPACITY;
     struct psim_lal *e = NULL;
     if (!again) {

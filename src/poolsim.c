@@ -60,6 +60,7 @@ size_t poolsim_shutdown(void)
     if (!ps)
         return 0;
     poolsim_validate(); /* corruption of live blocks, writes into quarantined ones */
+    poolsim__bc_summary();
     uint64_t allocs, frees, live;
     poolsim__totals(ps, &allocs, &frees, &live);
     uint64_t paged = psim_atomic_load(&ps->tot.bytes[1]), nonpaged = psim_atomic_load(&ps->tot.bytes[0]);

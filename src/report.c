@@ -610,8 +610,15 @@ static const char *irql_name(unsigned irql, char buf[16])
 
 void poolsim__report_irql_history(const poolsim_irql_event *ev, size_t n)
 {
+    poolsim__report_irql_header(n);
+    poolsim__report_irql_events(ev, n);
+}
+
+void poolsim__report_irql_header(size_t n) { poolsim__outf("IRQL history, oldest first (%zu):\n", n); }
+
+void poolsim__report_irql_events(const poolsim_irql_event *ev, size_t n)
+{
     static const char *const kinds[] = {"", "set", "raise", "lower", "acquire", "release"};
-    poolsim__outf("IRQL history, oldest first (%zu):\n", n);
     for (size_t i = 0; i < n; i++) {
         const poolsim_irql_event *e = &ev[i];
         char a[16], b[16], obj[32] = "";

@@ -87,7 +87,7 @@ psim_tagent *poolsim__tag_get(psim *ps, uint32_t tag)
         if (ps->ntags < POOLSIM_TAG_CAPACITY / 4 * 3) {
             slot->tag = tag;
             psim_atomic_store32(&slot->used, 1);
-            ps->ntags++;
+            psim_atomic_store32(&ps->ntags, ps->ntags + 1); /* poolsim_get_stats reads it without the lock */
             e = slot;
         } else {
             psim_atomic_add(&ps->tot.tags_dropped, 1);
@@ -228,7 +228,8 @@ uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine
     return found;
 }
 
-uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt, uint32_t tag)
+uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt,
+                              uint32_t tag)
 {
     unsigned k = rt >= POOLSIM_RT_EX_FREE_POOL; /* the allocation routines come first */
     if (sh->site_cache[k].idx && sh->site_cache[k].file == file && sh->site_cache[k].line == line &&

@@ -15,8 +15,10 @@
  *
  * Rows the table marks as BUG have a test that asserts the outcome poolsim
  * should have; it is skipped unless POOLSIM_BADINPUT_KNOWN_BUGS is defined
- * (some of these bugs crash). The IRQL and spin-lock routines (KeRaiseIrql,
- * KeAcquireSpinLock, poolsim_set_irql...) are not covered here.
+ * (some of these bugs crash). The IRQL and lock routines (§8) are here for
+ * their bad input proper: levels out of range, NULL locks, handles and
+ * mutexes, no instance; their misuse rules (a recursive acquire, a release
+ * at the wrong IRQL...) are tested in test_irql.c and test_locks.c.
  *
  * Portable C: runs on Linux and under Wine (no POSIX calls).
  */
@@ -2019,6 +2021,208 @@ static void test_badinput_rtl_dbgprint(void **state)
     assert_string_equal(buf, "");
 }
 
+/* ---- IRQL and locks (docs/bad-input.md §8) ---------------------------------------------- */
+
+#define STATUS_ACCESS_VIOLATION_ 0xC0000005u
+
+/* The NULL-object bug check: 0xD1 (0, IRQL, 1, 0) at DISPATCH_LEVEL or above, else 0x1E (access violation).
+ */
+static void assert_null_touch(KIRQL irql, const char *routine)
+{
+    const poolsim_bugcheck *bc = last_bc();
+    if (irql >= DISPATCH_LEVEL) {
+        assert_int_equal(bc->code, 0xD1);
+        assert_true(bc->param[0] == 0);
+        assert_args(irql, 1, 0);
+    } else {
+        assert_int_equal(bc->code, 0x1E);
+        assert_true(bc->param[0] == STATUS_ACCESS_VIOLATION_);
+        assert_args(0, 1, 0);
+    }
+    assert_string_equal(bc->site.routine, routine);
+    assert_false(bc->has_block);
+}
+
+static void test_badinput_irql_levels_out_of_range(void **state)
+{
+    static const unsigned bad[] = {HIGH_LEVEL + 1, 31, 64, 128, 255};
+    KIRQL old = 0xEE;
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        /* C4/0x30 and 0x31 (current, requested, 0); nothing changes. */
+        expect_bugcheck_continue(0xC4, 0x30, KeRaiseIrql((KIRQL)bad[i], &old));
+        assert_args(PASSIVE_LEVEL, bad[i], 0);
+        assert_int_equal(old, PASSIVE_LEVEL);
+        expect_bugcheck_continue(0xC4, 0x31, KeLowerIrql((KIRQL)bad[i]));
+        assert_args(PASSIVE_LEVEL, bad[i], 0);
+        assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    }
+    /* The legal neighbour: HIGH_LEVEL itself. */
+    expect_no_bugcheck(KeRaiseIrql(HIGH_LEVEL, &old); KeLowerIrql(old));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    /* poolsim_set_irql is a test helper: no check, the level is kept as given. From there every raise is a
+     * bad one (the target is lower, or above HIGH_LEVEL) and a lower to a real level is legal. */
+    poolsim_set_irql(200);
+    assert_int_equal(KeGetCurrentIrql(), 200);
+    expect_bugcheck_continue(0xC4, 0x30, KeRaiseIrql(HIGH_LEVEL, &old));
+    assert_args(200, HIGH_LEVEL, 0);
+    expect_no_bugcheck(KeLowerIrql(PASSIVE_LEVEL));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    /* Retail: 0x9 and 0xA (current, requested, 0, 0). */
+    reinit_family(POOLSIM_FAMILY_RETAIL);
+    expect_bugcheck(0x09, PASSIVE_LEVEL, KeRaiseIrql(255, &old));
+    assert_args(255, 0, 0);
+    expect_bugcheck(0x0A, PASSIVE_LEVEL, KeLowerIrql(255));
+    assert_args(255, 0, 0);
+}
+
+static void test_badinput_spin_lock_null(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old = 0xEE, o2;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    /* The acquire raises first, then touches the lock: 0xD1 at DISPATCH_LEVEL. Report and continue: nothing
+     * changes, *OldIrql is the current IRQL. */
+    expect_bugcheck_continue(0xD1, 0, KeAcquireSpinLock(NULL, &old));
+    assert_null_touch(DISPATCH_LEVEL, "KeAcquireSpinLock");
+    assert_int_equal(old, PASSIVE_LEVEL);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(poolsim_thread_locks(NULL, 0), 0);
+    expect_bugcheck_continue(0xD1, 0, old = KeAcquireSpinLockRaiseToDpc(NULL));
+    assert_null_touch(DISPATCH_LEVEL, "KeAcquireSpinLockRaiseToDpc");
+    /* The AtDpcLevel acquire and the releases touch it at the current IRQL: below DISPATCH_LEVEL an access
+     * violation (checked before the IRQL rules 0x40, 0x32 and 0x41). */
+    expect_bugcheck(0x1E, STATUS_ACCESS_VIOLATION_, KeAcquireSpinLockAtDpcLevel(NULL));
+    assert_null_touch(PASSIVE_LEVEL, "KeAcquireSpinLockAtDpcLevel");
+    expect_bugcheck(0x1E, STATUS_ACCESS_VIOLATION_, KeReleaseSpinLock(NULL, PASSIVE_LEVEL));
+    assert_null_touch(PASSIVE_LEVEL, "KeReleaseSpinLock");
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck(0xD1, 0, KeAcquireSpinLockAtDpcLevel(NULL));
+    assert_null_touch(DISPATCH_LEVEL, "KeAcquireSpinLockAtDpcLevel");
+    expect_bugcheck(0xD1, 0, KeReleaseSpinLockFromDpcLevel(NULL));
+    assert_null_touch(DISPATCH_LEVEL, "KeReleaseSpinLockFromDpcLevel");
+    expect_bugcheck_continue(0xD1, 0, KeReleaseSpinLock(NULL, PASSIVE_LEVEL));
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL); /* not lowered */
+    KeLowerIrql(old);
+    /* Above DISPATCH_LEVEL: 0xD1 at that IRQL, not C4/0x42. */
+    KeRaiseIrql(HIGH_LEVEL, &old);
+    expect_bugcheck(0xD1, 0, KeAcquireSpinLock(NULL, &o2));
+    assert_null_touch(HIGH_LEVEL, "KeAcquireSpinLock");
+    KeLowerIrql(old);
+    /* The real-named functions: the same, with no site; the initialiser touches it at the current IRQL. */
+    expect_bugcheck(0xD1, 0, (KeAcquireSpinLock)(NULL, &o2));
+    assert_null(last_bc()->site.file);
+    expect_bugcheck(0x1E, STATUS_ACCESS_VIOLATION_, KeInitializeSpinLock(NULL));
+    assert_null_touch(PASSIVE_LEVEL, "KeInitializeSpinLock");
+    /* The legal neighbour. */
+    expect_no_bugcheck(KeAcquireSpinLock(&lock, &old); KeReleaseSpinLock(&lock, old));
+    assert_int_equal(lock, 4);
+}
+
+static void test_badinput_queued_handle_null(void **state)
+{
+    KSPIN_LOCK lock;
+    KLOCK_QUEUE_HANDLE h;
+    KIRQL old;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    /* A NULL handle is written before the raise: at the current IRQL. The lock is not taken. */
+    expect_bugcheck_continue(0x1E, STATUS_ACCESS_VIOLATION_, KeAcquireInStackQueuedSpinLock(&lock, NULL));
+    assert_null_touch(PASSIVE_LEVEL, "KeAcquireInStackQueuedSpinLock");
+    assert_int_equal(lock, 0);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    expect_bugcheck(0x1E, STATUS_ACCESS_VIOLATION_, KeReleaseInStackQueuedSpinLock(NULL));
+    assert_null_touch(PASSIVE_LEVEL, "KeReleaseInStackQueuedSpinLock");
+    /* A NULL lock is touched after the raise: 0xD1. */
+    expect_bugcheck_continue(0xD1, 0, KeAcquireInStackQueuedSpinLock(NULL, &h));
+    assert_null_touch(DISPATCH_LEVEL, "KeAcquireInStackQueuedSpinLock");
+    assert_int_equal(h.OldIrql, PASSIVE_LEVEL);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck(0xD1, 0, KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock, NULL));
+    assert_null_touch(DISPATCH_LEVEL, "KeAcquireInStackQueuedSpinLockAtDpcLevel");
+    expect_bugcheck(0xD1, 0, KeReleaseInStackQueuedSpinLockFromDpcLevel(NULL));
+    assert_null_touch(DISPATCH_LEVEL, "KeReleaseInStackQueuedSpinLockFromDpcLevel");
+    /* A zeroed handle (never acquired): its lock is NULL. */
+    memset(&h, 0, sizeof h);
+    expect_bugcheck(0xD1, 0, KeReleaseInStackQueuedSpinLock(&h));
+    assert_null_touch(DISPATCH_LEVEL, "KeReleaseInStackQueuedSpinLock");
+    KeLowerIrql(old);
+    /* The legal neighbour. */
+    expect_no_bugcheck(KeAcquireInStackQueuedSpinLock(&lock, &h); KeReleaseInStackQueuedSpinLock(&h));
+    assert_int_equal(lock, 2);
+}
+
+static void test_badinput_fast_mutex_null(void **state)
+{
+    FAST_MUTEX m;
+    KIRQL old;
+    (void)state;
+    ExInitializeFastMutex(&m);
+    /* The acquire touches the mutex after its raise to APC_LEVEL: an access violation; nothing changes. */
+    expect_bugcheck_continue(0x1E, STATUS_ACCESS_VIOLATION_, ExAcquireFastMutex(NULL));
+    assert_null_touch(APC_LEVEL, "ExAcquireFastMutex");
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(poolsim_thread_locks(NULL, 0), 0);
+    expect_bugcheck(0x1E, STATUS_ACCESS_VIOLATION_, ExInitializeFastMutex(NULL));
+    assert_null_touch(PASSIVE_LEVEL, "ExInitializeFastMutex");
+    KeRaiseIrql(APC_LEVEL, &old);
+    expect_bugcheck(0x1E, STATUS_ACCESS_VIOLATION_, ExReleaseFastMutex(NULL));
+    assert_null_touch(APC_LEVEL, "ExReleaseFastMutex");
+    KeLowerIrql(old);
+    /* At DISPATCH_LEVEL: 0xD1, before the IRQL rule (C4/0x33). */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck(0xD1, 0, ExAcquireFastMutex(NULL));
+    assert_null_touch(DISPATCH_LEVEL, "ExAcquireFastMutex");
+    expect_bugcheck(0xD1, 0, (ExReleaseFastMutex)(NULL));
+    assert_null(last_bc()->site.file);
+    KeLowerIrql(old);
+    /* The engine's own entry points: a NULL owner word is the same. */
+    expect_bugcheck_continue(0x1E, STATUS_ACCESS_VIOLATION_, old = poolsim_fast_mutex_acquire(&m, NULL, NULL, 0));
+    assert_int_equal(old, POOLSIM_NOT_ACQUIRED);
+    /* The legal neighbour. */
+    expect_no_bugcheck(ExAcquireFastMutex(&m); ExReleaseFastMutex(&m));
+    assert_null(m.Owner);
+}
+
+/* KeLeaveCriticalRegion without a KeEnterCriticalRegion: no check (Verifier has none below APC_LEVEL). */
+static void test_badinput_critical_region_unbalanced(void **state)
+{
+    (void)state;
+    expect_no_bugcheck(KeLeaveCriticalRegion(); KeLeaveCriticalRegion());
+    assert_int_equal(poolsim_thread_critical_regions(), 0);
+    expect_no_bugcheck(KeEnterCriticalRegion());
+    assert_int_equal(poolsim_thread_critical_regions(), 1);
+    expect_no_bugcheck(KeLeaveCriticalRegion());
+    assert_int_equal(poolsim_thread_critical_regions(), 0);
+}
+
+/* The IRQL and the locks belong to the thread: they work with no instance, with the default options. */
+static void test_badinput_irql_without_instance(void **state)
+{
+    KSPIN_LOCK lock;
+    KIRQL old, inner;
+    (void)state;
+    assert_int_equal(poolsim_shutdown(), 0);
+    assert_false(poolsim_initialized());
+    KeInitializeSpinLock(&lock);
+    expect_no_bugcheck(KeAcquireSpinLock(&lock, &old));
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    /* The default family (verifier) and history: the acquire is the last transition; no sequence number. */
+    expect_bugcheck(0xC4, 0x40009, KeAcquireSpinLock(&lock, &inner));
+    assert_int_equal(last_bc()->param[2], (uintptr_t)&lock);
+    assert_true(last_bc()->seq == 0);
+    assert_int_equal(last_bc()->irql_history_count, 1);
+    assert_int_equal(last_bc()->irql_history[0].kind, POOLSIM_IRQL_EV_ACQUIRE);
+    expect_bugcheck(0xC4, 0x30, KeRaiseIrql(APC_LEVEL, &inner));
+    assert_args(DISPATCH_LEVEL, APC_LEVEL, 0);
+    expect_bugcheck(0xD1, 0, KeAcquireSpinLockAtDpcLevel(NULL));
+    expect_no_bugcheck(KeReleaseSpinLock(&lock, old));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(poolsim_synch_level(), POOLSIM_DEFAULT_SYNCH_LEVEL);
+}
+
 /* ---- main ------------------------------------------------------------------------- */
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -2067,6 +2271,12 @@ int main(void)
         T(test_badinput_raise_status),
         T(test_badinput_try_frame_null),
         T(test_badinput_rtl_dbgprint),
+        T(test_badinput_irql_levels_out_of_range),
+        T(test_badinput_spin_lock_null),
+        T(test_badinput_queued_handle_null),
+        T(test_badinput_fast_mutex_null),
+        T(test_badinput_critical_region_unbalanced),
+        T(test_badinput_irql_without_instance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1772,6 +1772,7 @@ static void max_reports_round(uint32_t max, unsigned raised)
     poolsim_stats st;
     o.continue_on_bugcheck = 1;
     o.max_reports = max;
+    o.max_repeats = 0; /* the bad frees below repeat one violation at one site: max_repeats would quiet them */
     poolsim_cmocka_reinit(&o);
     p = alloc_n(NonPagedPoolNx, 40);
     before = poolsim_bugcheck_count();

@@ -194,6 +194,7 @@ static void test_options_defaults(void **state)
     assert_int_equal(o.uninit_byte, 0xC5);
     assert_int_equal(o.track_sites, 1);
     assert_int_equal(o.max_reports, 100);
+    assert_int_equal(o.max_repeats, 1);
     assert_int_equal(o.guards, 1);
     assert_int_equal(o.quarantine_bytes, 0x2000000ull); /* 32M */
     assert_int_equal(o.quarantine_blocks, 65536);
@@ -234,6 +235,7 @@ static void test_options_table(void **state)
         {"uninit_byte", offsetof(poolsim_options, uninit_byte), PSIM_OPT_U32},
         {"track_sites", offsetof(poolsim_options, track_sites), PSIM_OPT_BOOL},
         {"max_reports", offsetof(poolsim_options, max_reports), PSIM_OPT_U32},
+        {"max_repeats", offsetof(poolsim_options, max_repeats), PSIM_OPT_U32},
         {"guards", offsetof(poolsim_options, guards), PSIM_OPT_BOOL},
         {"quarantine_bytes", offsetof(poolsim_options, quarantine_bytes), PSIM_OPT_U64},
         {"quarantine_blocks", offsetof(poolsim_options, quarantine_blocks), PSIM_OPT_U32},

@@ -22,6 +22,8 @@
 
 #include "../src/core.h"
 
+#include "threads.h"
+
 /* ---- Helpers --------------------------------------------------------------------------------- */
 
 #define TAG4(a, b, c, d)                                                                                     \
@@ -450,13 +452,49 @@ static void test_tags_sites_off(void **state)
     assert_int_equal(usage(TAG_X).nonpaged.allocs, 1);
 }
 
+/* ---- New tags while another thread reads the totals ----------------------------------------------- */
+
+#define NEW_TAGS 300u
+
+static void tag_maker(void *arg)
+{
+    int *done = (int *)arg;
+    for (uint32_t i = 0; i < NEW_TAGS; i++) {
+        uint32_t tag = TAG4('N', 'w', 'A' + i % 26, 'A' + i / 26);
+        release(alloc(NONPAGED, 8, tag), tag);
+    }
+    store_int(done, 1);
+}
+
+/* poolsim_get_stats reads the tag count while a table insert moves it (ThreadSanitizer found the count
+ * written without an atomic store: test.sh runs this file under TSan). */
+static void test_tags_new_tags_while_stats_read(void **state)
+{
+    thread th;
+    int done = 0;
+    uint64_t seen = 0;
+    poolsim_stats s;
+    (void)state;
+    thread_start(&th, tag_maker, &done);
+    while (!load_int(&done)) {
+        poolsim_get_stats(&s);
+        assert_true(s.tags >= seen && s.tags <= NEW_TAGS);
+        seen = s.tags;
+    }
+    thread_join(&th);
+    poolsim_get_stats(&s);
+    assert_int_equal(s.tags, NEW_TAGS);
+    assert_int_equal(s.live_blocks, 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, poolsim_cmocka_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_tags_counters),         T(test_tags_untagged_routine), T(test_tags_failed_at_limit),
-        T(test_tags_protected_masked), T(test_tags_overflow_row),     T(test_tags_sites),
-        T(test_tags_sites_off),
+        T(test_tags_counters),        T(test_tags_untagged_routine),
+        T(test_tags_failed_at_limit), T(test_tags_protected_masked),
+        T(test_tags_overflow_row),    T(test_tags_sites),
+        T(test_tags_sites_off),       T(test_tags_new_tags_while_stats_read),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,7 +19,7 @@ __declspec(dllimport) void __stdcall Sleep(unsigned long);
 #include <time.h>
 #endif
 
-static void sleep_ms(unsigned ms)
+static inline void sleep_ms(unsigned ms)
 {
 #ifdef _WIN32
     Sleep(ms);
@@ -29,8 +29,8 @@ static void sleep_ms(unsigned ms)
 #endif
 }
 
-static int load_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-static void store_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline int load_int(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void store_int(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
 typedef void thread_fn(void *arg);
 typedef struct thread {
@@ -58,7 +58,7 @@ static void *thread_main(void *p)
 #endif
 }
 
-static void thread_start(thread *t, thread_fn *fn, void *arg)
+static inline void thread_start(thread *t, thread_fn *fn, void *arg)
 {
     t->fn = fn;
     t->arg = arg;
@@ -70,7 +70,7 @@ static void thread_start(thread *t, thread_fn *fn, void *arg)
 #endif
 }
 
-static void thread_join(thread *t)
+static inline void thread_join(thread *t)
 {
 #ifdef _WIN32
     WaitForSingleObject(t->h, 0xFFFFFFFFu);

@@ -88,6 +88,9 @@ extern "C" {
 #ifndef POOLSIM_DEFAULT_MAX_REPORTS
 #define POOLSIM_DEFAULT_MAX_REPORTS 100
 #endif
+#ifndef POOLSIM_DEFAULT_MAX_REPEATS
+#define POOLSIM_DEFAULT_MAX_REPEATS 1
+#endif
 #ifndef POOLSIM_DEFAULT_QUARANTINE_BYTES
 #define POOLSIM_DEFAULT_QUARANTINE_BYTES 0x2000000ull
 #endif
@@ -181,6 +184,8 @@ extern "C" {
       "record and count the file:line of every allocation (per-site !poolused rows, leak table callers)")    \
     X(max_reports, uint32_t, U32, POOLSIM_DEFAULT_MAX_REPORTS,                                               \
       "reports the default handler prints before it goes quiet (0: no cap)")                                 \
+    X(max_repeats, uint32_t, U32, POOLSIM_DEFAULT_MAX_REPEATS,                                               \
+      "reports of one violation at one call site the default handler prints; the rest are counted (0: all)") \
     X(guards, uint32_t, BOOL, POOLSIM_DEFAULT_GUARDS,                                                        \
       "canary header, footer and slack around every block, checked at free and by poolsim_validate")         \
     X(quarantine_bytes, uint64_t, U64, POOLSIM_DEFAULT_QUARANTINE_BYTES,                                     \
@@ -500,7 +505,7 @@ typedef struct poolsim_sweep_result {
     unsigned ok;          /* runs that handled their failure cleanly */
     unsigned leaked;      /* runs that left blocks allocated */
     unsigned bugchecks;   /* runs that raised a bug check */
-    unsigned crashes;     /* runs that died (POSIX only: each run is a child process) */
+    unsigned crashes;     /* runs that died or whose process exited non-zero (POSIX only: each run is a child) */
     unsigned not_reached; /* sites whose run never reached them */
 } poolsim_sweep_result;
 

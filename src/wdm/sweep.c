@@ -26,7 +26,7 @@
 #define SWEEP_SITES 256u /* distinct sites a sweep follows */
 #define SWEEP_LEAKS 4u   /* leaked blocks named per run */
 
-enum { RUN_OK, RUN_LEAKED, RUN_BUGCHECK, RUN_CRASH, RUN_NOT_REACHED, RUN_COUNTERS };
+enum { RUN_OK, RUN_LEAKED, RUN_BUGCHECK, RUN_CRASH, RUN_NOT_REACHED, RUN_COUNTERS, RUN_EXIT };
 
 typedef struct run_out {
     int outcome;
@@ -82,9 +82,9 @@ static void run_here(poolsim_sweep_body *body, void *ctx, const poolsim_fault_co
     o->nleaked = poolsim_live_since(since, o->leaks, SWEEP_LEAKS);
     uint64_t made = after.allocs - before.allocs, freed = after.frees - before.frees;
     bool consistent = made - freed == o->nleaked && after.live_blocks - before.live_blocks == o->nleaked;
-    o->outcome = o->code          ? RUN_BUGCHECK
-                 : !consistent    ? RUN_COUNTERS
-                 : o->nleaked     ? RUN_LEAKED
+    o->outcome = o->code                                        ? RUN_BUGCHECK
+                 : !consistent                                  ? RUN_COUNTERS
+                 : o->nleaked                                   ? RUN_LEAKED
                  : !o->injected && (cfg->site_file || cfg->nth) ? RUN_NOT_REACHED
                                                                 : RUN_OK;
     /* In-process runs give back what they leaked, so the next run starts clean. */
@@ -92,7 +92,8 @@ static void run_here(poolsim_sweep_body *body, void *ctx, const poolsim_fault_co
         poolsim_block_info b;
         if (!poolsim_live_since(since, &b, 1))
             break;
-        poolsim_pool_free(POOLSIM_RT_EX_FREE_POOL_WITH_TAG, (void *)(uintptr_t)b.address, b.tag, NULL, 0, NULL, 0);
+        poolsim_pool_free(POOLSIM_RT_EX_FREE_POOL_WITH_TAG, (void *)(uintptr_t)b.address, b.tag, NULL, 0,
+                          NULL, 0);
     }
 }
 
@@ -150,6 +151,12 @@ static void run_one(poolsim_sweep_body *body, void *ctx, const poolsim_fault_con
         memset(o, 0, sizeof *o);
         o->outcome = RUN_CRASH;
         o->code = WIFSIGNALED(status) ? (unsigned long)WTERMSIG(status) : 0;
+    } else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        /* The run reported, then its process failed: a checker around it (Valgrind's --error-exitcode)
+         * found errors in the run, or a signal ended it after it wrote. */
+        o->outcome = RUN_EXIT;
+        o->code =
+            WIFEXITED(status) ? (unsigned long)WEXITSTATUS(status) : 128ul + (unsigned long)WTERMSIG(status);
     }
 #endif
 }
@@ -178,6 +185,10 @@ static void print_run(unsigned n, const poolsim_site *site, uint64_t nth, const 
         break;
     case RUN_CRASH:
         snprintf(what, sizeof what, "crash (signal %lu)", o->code);
+        break;
+    case RUN_EXIT:
+        snprintf(what, sizeof what,
+                 "its process exited with status %lu (a checker such as Valgrind found errors)", o->code);
         break;
     case RUN_COUNTERS:
         snprintf(what, sizeof what, "counters disagree with the live blocks (a poolsim bug: please report)");
@@ -210,7 +221,7 @@ static void tally(poolsim_sweep_result *r, const run_out *o)
     r->ok += o->outcome == RUN_OK;
     r->leaked += o->outcome == RUN_LEAKED;
     r->bugchecks += o->outcome == RUN_BUGCHECK || o->outcome == RUN_COUNTERS;
-    r->crashes += o->outcome == RUN_CRASH;
+    r->crashes += o->outcome == RUN_CRASH || o->outcome == RUN_EXIT;
     r->not_reached += o->outcome == RUN_NOT_REACHED;
 }
 
@@ -218,8 +229,8 @@ static int finish(const poolsim_sweep_result *r)
 {
     char line[200];
     snprintf(line, sizeof line,
-             " %u site(s), %u run(s): %u ok, %u leaked, %u bug check(s), %u crashed, %u not reached\n", r->sites,
-             r->runs, r->ok, r->leaked, r->bugchecks, r->crashes, r->not_reached);
+             " %u site(s), %u run(s): %u ok, %u leaked, %u bug check(s), %u crashed, %u not reached\n",
+             r->sites, r->runs, r->ok, r->leaked, r->bugchecks, r->crashes, r->not_reached);
     poolsim_write(line);
     return r->leaked || r->bugchecks || r->crashes ? 1 : 0;
 }
@@ -264,7 +275,7 @@ static int sweep(poolsim_sweep_body *body, void *ctx, poolsim_sweep_result *resu
         cfg.site_file = site ? site->file : NULL;
         cfg.site_line = site ? site->line : 0;
         run_one(body, ctx, &cfg, &o);
-        n = learn(queue, n, &o); /* error paths bring new sites */
+        n = learn(queue, n, &o);             /* error paths bring new sites */
         bool done = nth_mode && !o.injected; /* the body made fewer than k allocations */
         if (!done || o.outcome != RUN_NOT_REACHED) {
             tally(&r, &o);

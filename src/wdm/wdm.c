@@ -24,6 +24,10 @@
 #include <intrin.h>
 #endif
 
+/* src/irql.h: the bug check for a NULL lock, fast mutex or lock handle (the core's private headers are not
+ * included here: they do not mix with <poolsim/wdm.h>). */
+void poolsim__irql_null(const char *routine, unsigned irql, const char *file, int line);
+
 /* ---- Compiler glue ------------------------------------------------------- */
 
 #if defined(_MSC_VER) && !defined(__clang__)
@@ -366,8 +370,8 @@ NTSTATUS poolsim_wdm_lookaside_init(poolsim_lookaside *Handle, unsigned Kind, vo
     return (NTSTATUS)poolsim_lookaside_init(Handle, &p, File, Line);
 }
 
-static PVOID poolsim__wdm_lookaside_alloc(poolsim_lookaside *handle, unsigned kind, const char *file, int line,
-                                          void *address)
+static PVOID poolsim__wdm_lookaside_alloc(poolsim_lookaside *handle, unsigned kind, const char *file,
+                                          int line, void *address)
 {
     int32_t raise_status = 0;
     PVOID p = poolsim_lookaside_alloc(handle, kind, &raise_status, file, line);
@@ -382,7 +386,8 @@ PVOID poolsim_wdm_lookaside_alloc(poolsim_lookaside *Handle, unsigned Kind, cons
 }
 
 VOID NTAPI(ExInitializeNPagedLookasideList)(PNPAGED_LOOKASIDE_LIST Lookaside, PALLOCATE_FUNCTION Allocate,
-                                            PFREE_FUNCTION Free, ULONG Flags, SIZE_T Size, ULONG Tag, USHORT Depth)
+                                            PFREE_FUNCTION Free, ULONG Flags, SIZE_T Size, ULONG Tag,
+                                            USHORT Depth)
 {
     (void)poolsim_wdm_lookaside_init(&Lookaside->Handle, POOLSIM_LOOKASIDE_NPAGED, (void (*)(void))Allocate,
                                      (void (*)(void))Free, 0, Flags, Size, Tag, Depth, Lookaside, NULL, 0);
@@ -405,7 +410,8 @@ VOID NTAPI(ExDeleteNPagedLookasideList)(PNPAGED_LOOKASIDE_LIST Lookaside)
 }
 
 VOID NTAPI(ExInitializePagedLookasideList)(PPAGED_LOOKASIDE_LIST Lookaside, PALLOCATE_FUNCTION Allocate,
-                                           PFREE_FUNCTION Free, ULONG Flags, SIZE_T Size, ULONG Tag, USHORT Depth)
+                                           PFREE_FUNCTION Free, ULONG Flags, SIZE_T Size, ULONG Tag,
+                                           USHORT Depth)
 {
     (void)poolsim_wdm_lookaside_init(&Lookaside->Handle, POOLSIM_LOOKASIDE_PAGED, (void (*)(void))Allocate,
                                      (void (*)(void))Free, 1, Flags, Size, Tag, Depth, Lookaside, NULL, 0);
@@ -428,17 +434,18 @@ VOID NTAPI(ExDeletePagedLookasideList)(PPAGED_LOOKASIDE_LIST Lookaside)
 }
 
 NTSTATUS NTAPI(ExInitializeLookasideListEx)(PLOOKASIDE_LIST_EX Lookaside, PALLOCATE_FUNCTION_EX Allocate,
-                                            PFREE_FUNCTION_EX Free, POOL_TYPE PoolType, ULONG Flags, SIZE_T Size,
-                                            ULONG Tag, USHORT Depth)
+                                            PFREE_FUNCTION_EX Free, POOL_TYPE PoolType, ULONG Flags,
+                                            SIZE_T Size, ULONG Tag, USHORT Depth)
 {
     return poolsim_wdm_lookaside_init(&Lookaside->Handle, POOLSIM_LOOKASIDE_EX, (void (*)(void))Allocate,
-                                      (void (*)(void))Free, (ULONG64)PoolType, Flags, Size, Tag, Depth, Lookaside,
-                                      NULL, 0);
+                                      (void (*)(void))Free, (ULONG64)PoolType, Flags, Size, Tag, Depth,
+                                      Lookaside, NULL, 0);
 }
 
 PVOID NTAPI(ExAllocateFromLookasideListEx)(PLOOKASIDE_LIST_EX Lookaside)
 {
-    return poolsim__wdm_lookaside_alloc(&Lookaside->Handle, POOLSIM_LOOKASIDE_EX, NULL, 0, POOLSIM__WDM_RETADDR());
+    return poolsim__wdm_lookaside_alloc(&Lookaside->Handle, POOLSIM_LOOKASIDE_EX, NULL, 0,
+                                        POOLSIM__WDM_RETADDR());
 }
 
 VOID NTAPI(ExFreeToLookasideListEx)(PLOOKASIDE_LIST_EX Lookaside, PVOID Entry)
@@ -479,7 +486,8 @@ PVOID NTAPI(MmAllocateContiguousMemory)(SIZE_T NumberOfBytes, PHYSICAL_ADDRESS H
     return poolsim_wdm_mm_alloc(POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY, NumberOfBytes, NULL, 0);
 }
 
-PVOID NTAPI(MmAllocateContiguousMemorySpecifyCache)(SIZE_T NumberOfBytes, PHYSICAL_ADDRESS LowestAcceptableAddress,
+PVOID NTAPI(MmAllocateContiguousMemorySpecifyCache)(SIZE_T NumberOfBytes,
+                                                    PHYSICAL_ADDRESS LowestAcceptableAddress,
                                                     PHYSICAL_ADDRESS HighestAcceptableAddress,
                                                     PHYSICAL_ADDRESS BoundaryAddressMultiple,
                                                     MEMORY_CACHING_TYPE CacheType)
@@ -488,7 +496,8 @@ PVOID NTAPI(MmAllocateContiguousMemorySpecifyCache)(SIZE_T NumberOfBytes, PHYSIC
     (void)HighestAcceptableAddress;
     (void)BoundaryAddressMultiple;
     (void)CacheType;
-    return poolsim_wdm_mm_alloc(POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY_SPECIFY_CACHE, NumberOfBytes, NULL, 0);
+    return poolsim_wdm_mm_alloc(POOLSIM_RT_MM_ALLOCATE_CONTIGUOUS_MEMORY_SPECIFY_CACHE, NumberOfBytes, NULL,
+                                0);
 }
 
 VOID NTAPI(MmFreeContiguousMemory)(PVOID BaseAddress)
@@ -530,7 +539,17 @@ KIRQL NTAPI(KeRaiseIrqlToSynchLevel)(VOID)
     return poolsim_irql_raise(SYNCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_SYNCH, NULL, 0);
 }
 
-VOID NTAPI(KeInitializeSpinLock)(PKSPIN_LOCK SpinLock) { *SpinLock = 0; }
+/* A NULL object passed to the routines below is the core's NULL-object bug check (poolsim__irql_null,
+ * docs/bad-input.md §8): the initialisers and the lock handles are checked here, the locks by the core. */
+
+VOID NTAPI(KeInitializeSpinLock)(PKSPIN_LOCK SpinLock)
+{
+    if (!SpinLock) {
+        poolsim__irql_null("KeInitializeSpinLock", poolsim_irql(), NULL, 0);
+        return;
+    }
+    *SpinLock = 0;
+}
 
 VOID NTAPI(KeAcquireSpinLock)(PKSPIN_LOCK SpinLock, PKIRQL OldIrql)
 {
@@ -560,17 +579,29 @@ VOID NTAPI(KeReleaseSpinLockFromDpcLevel)(PKSPIN_LOCK SpinLock)
 VOID poolsim_wdm_queued_acquire(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN AtDpcLevel,
                                 const char *File, int Line)
 {
+    if (!LockHandle) { /* written before the raise */
+        poolsim_irql_routine rt =
+            AtDpcLevel ? POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC : POOLSIM_IRQL_RT_ACQUIRE_QUEUED;
+        poolsim__irql_null(poolsim_irql_routine_name(rt), poolsim_irql(), File, Line);
+        return;
+    }
     LockHandle->LockQueue.Next = NULL;
     LockHandle->LockQueue.Lock = SpinLock;
     LockHandle->OldIrql = poolsim_spin_acquire(
-        SpinLock, AtDpcLevel ? POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC : POOLSIM_IRQL_RT_ACQUIRE_QUEUED, File, Line);
+        SpinLock, AtDpcLevel ? POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC : POOLSIM_IRQL_RT_ACQUIRE_QUEUED, File,
+        Line);
 }
 
-VOID poolsim_wdm_queued_release(PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN FromDpcLevel, const char *File, int Line)
+VOID poolsim_wdm_queued_release(PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN FromDpcLevel, const char *File,
+                                int Line)
 {
-    poolsim_spin_release(LockHandle->LockQueue.Lock, LockHandle->OldIrql,
-                         FromDpcLevel ? POOLSIM_IRQL_RT_RELEASE_QUEUED_FROM_DPC : POOLSIM_IRQL_RT_RELEASE_QUEUED,
-                         File, Line);
+    poolsim_irql_routine rt =
+        FromDpcLevel ? POOLSIM_IRQL_RT_RELEASE_QUEUED_FROM_DPC : POOLSIM_IRQL_RT_RELEASE_QUEUED;
+    if (!LockHandle) {
+        poolsim__irql_null(poolsim_irql_routine_name(rt), poolsim_irql(), File, Line);
+        return;
+    }
+    poolsim_spin_release(LockHandle->LockQueue.Lock, LockHandle->OldIrql, rt, File, Line);
 }
 
 VOID NTAPI(KeAcquireInStackQueuedSpinLock)(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle)
@@ -595,13 +626,17 @@ VOID NTAPI(KeReleaseInStackQueuedSpinLockFromDpcLevel)(PKLOCK_QUEUE_HANDLE LockH
 
 VOID NTAPI(ExInitializeFastMutex)(PFAST_MUTEX FastMutex)
 {
+    if (!FastMutex) {
+        poolsim__irql_null("ExInitializeFastMutex", poolsim_irql(), NULL, 0);
+        return;
+    }
     memset(FastMutex, 0, sizeof *FastMutex);
     FastMutex->Count = 1; /* FM_LOCK_BIT: free */
 }
 
 VOID poolsim_wdm_fast_mutex_acquire(PFAST_MUTEX FastMutex, const char *File, int Line)
 {
-    KIRQL old = poolsim_fast_mutex_acquire(FastMutex, &FastMutex->Owner, File, Line);
+    KIRQL old = poolsim_fast_mutex_acquire(FastMutex, FastMutex ? &FastMutex->Owner : NULL, File, Line);
     /* Written by the owner only, after the acquire, as the kernel does. A reported recursive acquire returns
      * POOLSIM_NOT_ACQUIRED: the outer acquire's IRQL stays. */
     if (old != POOLSIM_NOT_ACQUIRED)
@@ -610,6 +645,10 @@ VOID poolsim_wdm_fast_mutex_acquire(PFAST_MUTEX FastMutex, const char *File, int
 
 VOID poolsim_wdm_fast_mutex_release(PFAST_MUTEX FastMutex, const char *File, int Line)
 {
+    if (!FastMutex) {
+        poolsim_fast_mutex_release(NULL, NULL, 0, File, Line);
+        return;
+    }
     poolsim_fast_mutex_release(FastMutex, &FastMutex->Owner, (uint8_t)FastMutex->OldIrql, File, Line);
 }
 
