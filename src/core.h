@@ -297,7 +297,9 @@ typedef struct psim_fault {
 
 /* ---- Special pool (special.c) -------------------------------------------- */
 
-#define PSIM_SPECIAL_SLOTS_MAX 65536u
+/* Each page whose protection differs from its neighbours' is a mapping of its own, and Linux allows
+ * 65530 per process (vm.max_map_count): 16384 slots need at most 32769. */
+#define PSIM_SPECIAL_SLOTS_MAX 16384u
 /* Bits of psim_special.on. */
 #define PSIM_SP_REQUESTS 0x1u /* the platform can: honour POOL_FLAG_SPECIAL_POOL and the priorities */
 #define PSIM_SP_CHOOSE 0x2u   /* a tag pattern, size class or sampling rate is set */
@@ -451,7 +453,7 @@ void poolsim__special_bad_free(psim *ps, psim_page *pg, uintptr_t a, poolsim_bug
 /* forceirql.c: the fault trap is in place (again); a page of special pool
  * opens (live) or closes, in step with pages opened for single steps. */
 bool poolsim__trap_arm(void);
-void poolsim__trap_page(psim_page *pg, bool open);
+bool poolsim__trap_page(psim_page *pg, bool open);
 
 /* tags.c */
 bool poolsim__tags_init(psim *ps);

@@ -278,12 +278,15 @@ bool poolsim__trap_arm(void)
     return g_fi_trap;
 }
 
-void poolsim__trap_page(psim_page *pg, bool open)
+bool poolsim__trap_page(psim_page *pg, bool open)
 {
     fi_lock();
-    pg->nused = open ? 1u : 0u;
-    poolsim__prim_pages_protect((void *)pg->base, PSIM_PAGE, open ? POOLSIM__PROT_RW : POOLSIM__PROT_NONE);
+    bool ok = poolsim__prim_pages_protect((void *)pg->base, PSIM_PAGE,
+                                          open ? POOLSIM__PROT_RW : POOLSIM__PROT_NONE);
+    if (ok || !open)
+        pg->nused = open ? 1u : 0u;
     fi_unlock();
+    return ok;
 }
 
 /* 0xD5 for a touch of a freed (or never used) special-pool page, 0xD6 for a

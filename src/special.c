@@ -169,31 +169,33 @@ void *poolsim__special_alloc(psim *ps, size_t n, unsigned pool, bool cache_align
     psim_special *sp = &ps->special;
     psim_shard *sh = &ps->shards[0];
     poolsim__prim_lock_acquire(&sh->lock);
-    if ((!sp->chunk && !sp_setup(ps)) || !sp->fcount) {
-        poolsim__prim_lock_release(&sh->lock);
-        psim_atomic_add(&sp->fallback, 1);
-        return NULL;
-    }
+    if ((!sp->chunk && !sp_setup(ps)) || !sp->fcount)
+        goto fallback;
     uint32_t k = sp->fifo[sp->fhead];
+    psim_page *pg = &sp->chunk->pages[2 * k + 1];
+    poolsim__trap_arm();               /* a test framework may have replaced the fault handler since */
+    if (!poolsim__trap_page(pg, true)) /* the system's limit on mappings reached */
+        goto fallback;
     sp->fhead = (sp->fhead + 1) % sp->nslots;
     sp->fcount--;
-    psim_page *pg = &sp->chunk->pages[2 * k + 1];
     uintptr_t align = cache_aligned ? PSIM_CACHE_ALIGN : PSIM_GRAN;
     uintptr_t off = underrun ? 0 : (PSIM_PAGE - (n ? n : 1)) & ~(align - 1);
     pg->user_off = (uint16_t)off;
     pg->pool = (uint8_t)pool;
-    poolsim__trap_arm(); /* a test framework may have replaced the fault handler since */
-    poolsim__trap_page(pg, true);
     poolsim__locate(pg, pg->base, w);
     psim_atomic_add(&sp->allocs, 1);
     return (void *)w->user;
+
+fallback:
+    poolsim__prim_lock_release(&sh->lock);
+    psim_atomic_add(&sp->fallback, 1);
+    return NULL;
 }
 
 void poolsim__special_release(psim *ps, psim_where *w)
 {
     psim_special *sp = &ps->special;
     psim_page *pg = w->page;
-    poolsim__trap_arm();
     poolsim__trap_page(pg, false);
     sp->fifo[(sp->fhead + sp->fcount++) % sp->nslots] = pg->run;
 }

@@ -423,7 +423,7 @@ static void test_special_select_size_class(void **state)
     assert_false(lands_special(POOL_FLAG_NON_PAGED, PAGE - 3 * GRAN, TAG));
 }
 
-/* Only a granule multiple from two granules to a page less one is a class; at most 65536 slots. */
+/* Only a granule multiple from two granules to a page less one is a class; at most 16384 slots. */
 static void test_special_option_ranges(void **state)
 {
     static const uint32_t bad[] = {GRAN, 3 * GRAN + 1, PAGE, PAGE - GRAN / 2};
@@ -435,7 +435,7 @@ static void test_special_option_ranges(void **state)
         assert_int_equal(poolsim_init(&o), POOLSIM_E_OPTION);
     }
     o = poolsim_cmocka_default_options();
-    o.special_pool_slots = 65537;
+    o.special_pool_slots = 16385;
     assert_int_equal(poolsim_init(&o), POOLSIM_E_OPTION);
     o.special_pool_slots = 2;
     o.special_pool_tags = NULL;
@@ -445,7 +445,7 @@ static void test_special_option_ranges(void **state)
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         o = poolsim_cmocka_default_options();
         o.special_pool_size = good[i];
-        o.special_pool_slots = i ? 65536 : 0;
+        o.special_pool_slots = i ? 16384 : 0;
         assert_int_equal(poolsim_init(&o), POOLSIM_OK);
         assert_int_equal(poolsim_shutdown(), 0);
     }
@@ -585,7 +585,8 @@ static void test_special_reports(void **state)
     poolsim_report_block(p + 0x40);
     poolsim_report_stats();
     poolsim_set_output(NULL, NULL);
-    snprintf(want, sizeof want, "nonpaged page 0x%016llx, special pool (Verify End) of 4096-byte (0x1000) page\n",
+    snprintf(want, sizeof want,
+             "nonpaged page 0x%016llx, special pool (Verify End) of 4096-byte (0x1000) page\n",
              (unsigned long long)page_of(p));
     assert_non_null(strstr(g_text, want));
     snprintf(want, sizeof want, "poolsim: !pool 0x%016llx: a guard page of poolsim's special pool\n",

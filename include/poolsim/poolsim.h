@@ -223,7 +223,7 @@ extern "C" {
     X(special_pool_sample, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SAMPLE,                              \
       "KFENCE-style sampling: on average 1 in N eligible allocations goes to special pool (0: off)")          \
     X(special_pool_slots, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SLOTS,                                \
-      "special-pool pages, each between no-access guard pages (at most 65536); when all are in use, "        \
+      "special-pool pages, each between no-access guard pages (at most 16384); when all are in use, "        \
       "selected allocations come from normal pool and are counted")                                          \
     X(special_pool_underrun, uint32_t, BOOL, POOLSIM_DEFAULT_SPECIAL_POOL_UNDERRUN,                         \
       "Verify Start: blocks begin at their page's start, so underruns fault at once (default: Verify End)")   \

@@ -88,7 +88,6 @@ uint32_t poolsim__prim_locks_held(void) { return posix_locks; }
 
 void poolsim__prim_yield(void) { sched_yield(); }
 
-
 uint32_t poolsim__prim_thread_id(void)
 {
     if (!posix_tid) {
@@ -274,11 +273,18 @@ bool poolsim__prim_trap_install(poolsim__prim_fault_fn *on_fault, poolsim__prim_
                                 poolsim__prim_step_fn *on_step)
 {
     bool ok;
+    struct sigaction cur;
+    /* The common case, one system call: the SIGSEGV handler is still ours, so
+     * nobody replaced the set (frameworks replace SIGSEGV with the others). */
+    if (posix_on_fault == on_fault && sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == posix_on_segv)
+        return true;
     pthread_mutex_lock(&posix_trap_mutex);
     posix_on_report = on_report;
     posix_on_step = on_step;
     posix_on_fault = on_fault;
-    ok = posix_claim(SIGSEGV, posix_on_segv, &posix_prev_segv) && posix_claim(SIGBUS, posix_on_segv, &posix_prev_bus) &&
+    ok = posix_claim(SIGSEGV, posix_on_segv, &posix_prev_segv) &&
+         posix_claim(SIGBUS, posix_on_segv, &posix_prev_bus) &&
          posix_claim(SIGTRAP, posix_on_trap, &posix_prev_trap);
     pthread_mutex_unlock(&posix_trap_mutex);
     return ok;
