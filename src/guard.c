@@ -56,7 +56,9 @@ static uintptr_t guard_find(const psim *ps, uintptr_t from, uintptr_t to)
     return 0;
 }
 
-/* The header bytes a small block must carry. */
+/* The header bytes a small block must carry: Ulong1 and the tag, little-endian
+ * like the kernel's (x86, x64 and ARM64 are little-endian), then on x64 a word
+ * of canary bytes. */
 static void header_expected(const psim *ps, const psim_where *w, const psim_rec *r, uint8_t out[PSIM_GRAN])
 {
     uint32_t units = (uint32_t)((PSIM_GRAN + psim_align_up(r->size ? r->size : 1, PSIM_GRAN)) / PSIM_GRAN);
@@ -64,12 +66,9 @@ static void header_expected(const psim *ps, const psim_where *w, const psim_rec 
     uint32_t type = (uint32_t)(r->pool_type & 0x7Fu) + 1;
     uint32_t ulong1 = sizeof(void *) == 8 ? (prev & 0xFF) | ((units & 0xFF) << 16) | ((type & 0xFF) << 24)
                                           : (prev & 0x1FF) | ((units & 0x1FF) << 16) | ((type & 0x7F) << 25);
-    for (unsigned i = 0; i < 4; i++) {
-        out[i] = (uint8_t)(ulong1 >> (8 * i));
-        out[4 + i] = (uint8_t)(r->tag >> (8 * i));
-    }
-    if (PSIM_GRAN ==
-        16) { /* x64: an 8-aligned word of canary bytes follows (little-endian, like guard_fill) */
+    uint64_t head = (uint64_t)ulong1 | ((uint64_t)r->tag << 32);
+    psim_memcpy(out, &head, 8);
+    if (PSIM_GRAN == 16) { /* x64: an 8-aligned word of canary bytes follows (little-endian, like guard_fill) */
         uint64_t canary = guard_word(ps, w->user - 8);
         psim_memcpy(out + 8, &canary, 8);
     }

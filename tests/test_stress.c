@@ -12,7 +12,7 @@
  * must equal the sum of the acquisitions, and at the end poolsim's totals and
  * every tag's counters must equal the sums: first with the blocks the threads
  * left allocated, then after the main thread frees them (nothing live, no
- * leak, no bug check). Runs under ThreadSanitizer (label "stress").
+ * leak, no bug check). Runs under ThreadSanitizer (scripts/test.sh).
  *
  * Each thread's random sequence comes from its own seed (the base seed plus
  * its index), so a thread makes the same choices in every run; only the

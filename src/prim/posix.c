@@ -28,7 +28,6 @@
 #define POSIX_HAVE_TRAP 0
 #endif
 
-typedef char posix_lock_fits[sizeof(pthread_mutex_t) <= sizeof(poolsim__prim_lock) ? 1 : -1];
 
 unsigned poolsim__prim_caps(void)
 {
@@ -57,14 +56,14 @@ void poolsim__prim_meta_free(void *p, size_t bytes)
     free(p);
 }
 
-void poolsim__prim_lock_init(poolsim__prim_lock *l)
-{
-    pthread_mutex_init((pthread_mutex_t *)(void *)l, NULL);
-}
-void poolsim__prim_lock_destroy(poolsim__prim_lock *l)
-{
-    pthread_mutex_destroy((pthread_mutex_t *)(void *)l);
-}
+/* A test-and-test-and-set spin lock: poolsim's critical sections are a few
+ * dozen instructions, where a mutex's bookkeeping costs more than the wait.
+ * A waiter that spins long gives the processor away (the holder may be
+ * descheduled, or in a system call: a chunk being mapped). */
+static int *posix_lock_word(poolsim__prim_lock *l) { return (int *)(void *)l; }
+
+void poolsim__prim_lock_init(poolsim__prim_lock *l) { __atomic_store_n(posix_lock_word(l), 0, __ATOMIC_RELEASE); }
+void poolsim__prim_lock_destroy(poolsim__prim_lock *l) { (void)l; }
 
 static __thread uint32_t posix_tid;
 static __thread uint32_t posix_locks; /* poolsim__prim_lock locks this thread holds */
@@ -74,14 +73,24 @@ __thread poolsim__prim_thread_block poolsim__prim_thread_tls __attribute__((alig
 
 void poolsim__prim_lock_acquire(poolsim__prim_lock *l)
 {
-    pthread_mutex_lock((pthread_mutex_t *)(void *)l);
+    int *w = posix_lock_word(l);
+    for (unsigned spins = 0; __atomic_exchange_n(w, 1, __ATOMIC_ACQUIRE) != 0;) {
+        while (__atomic_load_n(w, __ATOMIC_RELAXED) != 0) {
+            if (++spins % 128u == 0)
+                sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+            else
+                __builtin_ia32_pause();
+#endif
+        }
+    }
     posix_locks++;
 }
 
 void poolsim__prim_lock_release(poolsim__prim_lock *l)
 {
     posix_locks--;
-    pthread_mutex_unlock((pthread_mutex_t *)(void *)l);
+    __atomic_store_n(posix_lock_word(l), 0, __ATOMIC_RELEASE);
 }
 
 uint32_t poolsim__prim_locks_held(void) { return posix_locks; }
