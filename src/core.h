@@ -229,6 +229,23 @@ typedef struct psim_shard {
 #define POOLSIM_SHARDS 8u /* power of two */
 #endif
 
+/* One shard's share of a call site's counters, [pool]; a cache line each. */
+typedef struct psim_site_counts {
+    uint64_t allocs[2], frees[2], bytes[2];
+    uint64_t pad_[2];
+} psim_site_counts;
+
+typedef struct psim_site {
+    const char *file;
+    const char *routine;
+    int32_t line;
+    uint32_t tag; /* PROTECTED_POOL masked */
+    uint64_t pad_[6];
+    /* Written under each shard's lock (relaxed stores), summed by readers: two
+     * threads allocating at one site do not bounce one line between them. */
+    psim_site_counts c[POOLSIM_SHARDS];
+} psim_site;
+
 /* One shard's share of a tag's counters, written under that shard's lock
  * (relaxed stores) and summed by readers. */
 typedef struct psim_counters {
@@ -243,14 +260,6 @@ typedef struct psim_tagent {
     uint64_t failed[2];                 /* atomic */
     psim_counters c[POOLSIM_SHARDS][2]; /* [shard][pool] */
 } psim_tagent;
-
-typedef struct psim_site {
-    const char *file;
-    const char *routine;
-    int32_t line;
-    uint32_t tag; /* PROTECTED_POOL masked */
-    uint64_t allocs[2], frees[2], bytes[2];
-} psim_site;
 
 #ifndef POOLSIM_TAG_CAPACITY
 #define POOLSIM_TAG_CAPACITY 1024u /* distinct tags counted one by one; the rest in one overflow row */
@@ -470,6 +479,8 @@ uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine
 uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt,
                               uint32_t tag);
 const psim_site *poolsim__site_at(const psim *ps, uint32_t idx);
+/* A site's counters summed over the shards. */
+void poolsim__site_sum(const psim_site *s, psim_site_counts *sum);
 psim_site *poolsim__site_mut(psim *ps, uint32_t idx);
 /* Count an allocation or a free in shard `shard`, whose lock the caller holds. */
 void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool, uint32_t site, uint64_t n);

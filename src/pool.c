@@ -226,10 +226,12 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     }
     if (tagm == PSIM_TAG_BIG)
         return alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x9C, q.pool_type, n, 0);
-    if (verifier(ps) && tagm != psim_atomic_load32(&ps->tag_ok) && !tag_well_formed(tagm)) /* 0x9D (§1.2) */
-        return alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x9D, tag, q.pool_type, 0);
-    psim_atomic_store32(&ps->tag_ok, tagm); /* the last tag that passed: most calls repeat it */
-    if (n == 0 && ps->opt.zero_size_check)  /* §2.5 */
+    if (tagm != psim_atomic_load32(&ps->tag_ok)) {  /* the last tag that passed: most calls repeat it */
+        if (verifier(ps) && !tag_well_formed(tagm)) /* 0x9D (§1.2) */
+            return alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x9D, tag, q.pool_type, 0);
+        psim_atomic_store32(&ps->tag_ok, tagm); /* written only when it changes: threads share the line */
+    }
+    if (n == 0 && ps->opt.zero_size_check) /* §2.5 */
         return verifier(ps) ? alloc_violation(ps, &q, tag, rt, file, line, 0xC4, 0x00, irql, q.pool_type, 0)
                             : alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x00, 0, q.pool_type, tag);
     bool special = !(rtf & RT_MM) && poolsim__special_wanted(ps, req, (rtf & RT_FLAGS) != 0, tag, n);

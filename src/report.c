@@ -300,16 +300,17 @@ static void poolused_sites(const psim *ps, uint32_t tag)
     uint32_t n = psim_atomic_load32(&ps->nsites);
     for (uint32_t i = 1; i < n; i++) {
         const psim_site *s = poolsim__site_at(ps, i);
-        if (!s || s->tag != tag || !(s->allocs[0] | s->allocs[1]))
+        psim_site_counts c;
+        if (!s || s->tag != tag)
             continue;
-        uint64_t a0 = psim_atomic_load(&s->allocs[0]), f0 = psim_atomic_load(&s->frees[0]);
-        uint64_t a1 = psim_atomic_load(&s->allocs[1]), f1 = psim_atomic_load(&s->frees[1]);
+        poolsim__site_sum(s, &c);
+        if (!(c.allocs[0] | c.allocs[1]))
+            continue;
+        uint64_t a0 = c.allocs[0], f0 = c.frees[0], a1 = c.allocs[1], f1 = c.frees[1];
         poolsim__outf("     %10llu%9llu%9llu%9llu%11llu%9llu%9llu%9llu  %s:%d %s\n", (unsigned long long)a0,
-                      (unsigned long long)f0, (unsigned long long)(a0 - f0),
-                      (unsigned long long)psim_atomic_load(&s->bytes[0]), (unsigned long long)a1,
-                      (unsigned long long)f1, (unsigned long long)(a1 - f1),
-                      (unsigned long long)psim_atomic_load(&s->bytes[1]), poolsim__short_path(s->file),
-                      s->line, s->routine);
+                      (unsigned long long)f0, (unsigned long long)(a0 - f0), (unsigned long long)c.bytes[0],
+                      (unsigned long long)a1, (unsigned long long)f1, (unsigned long long)(a1 - f1),
+                      (unsigned long long)c.bytes[1], poolsim__short_path(s->file), s->line, s->routine);
     }
 }
 
@@ -436,16 +437,19 @@ void poolsim_report_poolused_json(const char *pattern)
         bool first = true;
         for (uint32_t i = 1; i < n; i++) {
             const psim_site *st = poolsim__site_at(ps, i);
-            if (!st || st->tag != row.tag || !(st->allocs[0] | st->allocs[1]))
+            psim_site_counts c;
+            if (!st || st->tag != row.tag)
+                continue;
+            poolsim__site_sum(st, &c);
+            if (!(c.allocs[0] | c.allocs[1]))
                 continue;
             poolsim__out(first ? "{\"file\":" : ",{\"file\":");
             json_out(st->file);
             poolsim__outf(",\"line\":%d,\"routine\":\"%s\"", st->line, st->routine);
             for (int k = 0; k < 2; k++)
                 poolsim__outf(",\"%s\":{\"allocs\":%llu,\"frees\":%llu,\"used\":%llu}",
-                              k ? "paged" : "nonpaged", (unsigned long long)psim_atomic_load(&st->allocs[k]),
-                              (unsigned long long)psim_atomic_load(&st->frees[k]),
-                              (unsigned long long)psim_atomic_load(&st->bytes[k]));
+                              k ? "paged" : "nonpaged", (unsigned long long)c.allocs[k],
+                              (unsigned long long)c.frees[k], (unsigned long long)c.bytes[k]);
             poolsim__out("}");
             first = false;
         }

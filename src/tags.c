@@ -248,6 +248,17 @@ uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int li
 
 static void bump(uint64_t *p, uint64_t by) { psim_relaxed_store(p, psim_relaxed_load(p) + by); }
 
+void poolsim__site_sum(const psim_site *s, psim_site_counts *sum)
+{
+    psim_memset(sum, 0, sizeof *sum);
+    for (unsigned i = 0; i < POOLSIM_SHARDS; i++)
+        for (unsigned k = 0; k < 2; k++) {
+            sum->allocs[k] += psim_relaxed_load(&s->c[i].allocs[k]);
+            sum->frees[k] += psim_relaxed_load(&s->c[i].frees[k]);
+            sum->bytes[k] += psim_relaxed_load(&s->c[i].bytes[k]);
+        }
+}
+
 void poolsim__tag_counters(const psim_tagent *e, unsigned pool, poolsim_pool_counters *out)
 {
     psim_memset(out, 0, sizeof *out);
@@ -292,9 +303,9 @@ void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool,
         poolsim__atomic_max(&e->peak[pool], total);
     }
     if (site) {
-        psim_site *s = poolsim__site_mut(ps, site);
-        psim_atomic_add(&s->allocs[pool], 1);
-        psim_atomic_add(&s->bytes[pool], n);
+        psim_site_counts *s = &poolsim__site_mut(ps, site)->c[shard];
+        bump(&s->allocs[pool], 1);
+        bump(&s->bytes[pool], n);
     }
     bump(&sh->allocs, 1);
     bump(&sh->live, 1);
@@ -313,9 +324,9 @@ void poolsim__count_free(psim *ps, unsigned shard, uint32_t tag, unsigned pool, 
     bump(&c->frees, 1);
     psim_relaxed_store(&c->bytes, c->bytes - n);
     if (site) {
-        psim_site *s = poolsim__site_mut(ps, site);
-        psim_atomic_add(&s->frees[pool], 1);
-        psim_atomic_sub(&s->bytes[pool], n);
+        psim_site_counts *s = &poolsim__site_mut(ps, site)->c[shard];
+        bump(&s->frees[pool], 1);
+        psim_relaxed_store(&s->bytes[pool], s->bytes[pool] - n);
     }
     bump(&sh->frees, 1);
     psim_relaxed_store(&sh->live, sh->live - 1);

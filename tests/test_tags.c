@@ -85,6 +85,14 @@ static void check_counters(const poolsim_pool_counters *c, uint64_t allocs, uint
 }
 
 /* The site with this key in the internal table, or NULL. */
+/* A site's counters, summed over the shards. */
+static psim_site_counts sum(const psim_site *s)
+{
+    psim_site_counts c;
+    poolsim__site_sum(s, &c);
+    return c;
+}
+
 static const psim_site *site_find(const char *file, int line, poolsim_routine rt, uint32_t tag)
 {
     const psim *ps = poolsim__g;
@@ -371,24 +379,24 @@ static void test_tags_sites(void **state)
     s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
     assert_non_null(s);
     /* b[0], b[1] and the PROTECTED_POOL b[6] (the bit is masked). */
-    assert_int_equal(s->allocs[0], 2);
-    assert_int_equal(s->allocs[1], 1);
-    assert_int_equal(s->bytes[0], 80);
-    assert_int_equal(s->bytes[1], 20);
+    assert_int_equal(sum(s).allocs[0], 2);
+    assert_int_equal(sum(s).allocs[1], 1);
+    assert_int_equal(sum(s).bytes[0], 80);
+    assert_int_equal(sum(s).bytes[1], 20);
     s = site_find(g_file_a, 11, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
     assert_non_null(s);
-    assert_int_equal(s->allocs[0], 1);
-    assert_int_equal(s->bytes[0], 30);
+    assert_int_equal(sum(s).allocs[0], 1);
+    assert_int_equal(sum(s).bytes[0], 30);
     s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL2, TAG_X);
     assert_non_null(s);
-    assert_int_equal(s->allocs[0], 1);
-    assert_int_equal(s->bytes[0], 40);
+    assert_int_equal(sum(s).allocs[0], 1);
+    assert_int_equal(sum(s).bytes[0], 40);
     s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_F);
     assert_non_null(s);
-    assert_int_equal(s->bytes[0], 50);
+    assert_int_equal(sum(s).bytes[0], 50);
     s = site_find(g_file_b, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
     assert_non_null(s);
-    assert_int_equal(s->bytes[0], 60);
+    assert_int_equal(sum(s).bytes[0], 60);
     assert_null(site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X | PROTECTED));
 
     /* Blocks carry their site. */
@@ -404,13 +412,13 @@ static void test_tags_sites(void **state)
     free_at(b[0], TAG_X, g_file_b, 99);
     free_at(b[1], TAG_X, g_file_b, 99);
     s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
-    assert_int_equal(s->frees[0], 1);
-    assert_int_equal(s->frees[1], 1);
-    assert_int_equal(s->bytes[0], 70);
-    assert_int_equal(s->bytes[1], 0);
+    assert_int_equal(sum(s).frees[0], 1);
+    assert_int_equal(sum(s).frees[1], 1);
+    assert_int_equal(sum(s).bytes[0], 70);
+    assert_int_equal(sum(s).bytes[1], 0);
     s = site_find(g_file_b, 99, POOLSIM_RT_EX_FREE_POOL_WITH_TAG, TAG_X);
     assert_non_null(s);
-    assert_int_equal(s->allocs[0] + s->allocs[1] + s->frees[0] + s->frees[1], 0);
+    assert_int_equal(sum(s).allocs[0] + sum(s).allocs[1] + sum(s).frees[0] + sum(s).frees[1], 0);
     poolsim_get_stats(&st);
     assert_int_equal(st.sites, 6);
 
@@ -419,9 +427,9 @@ static void test_tags_sites(void **state)
     poolsim_get_stats(&st);
     assert_int_equal(st.sites, 7); /* + (b.c, 100, ExFreePoolWithTag, Fred) */
     s = site_find(g_file_a, 10, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
-    assert_int_equal(s->allocs[0], 2);
-    assert_int_equal(s->frees[0], 2);
-    assert_int_equal(s->bytes[0], 0);
+    assert_int_equal(sum(s).allocs[0], 2);
+    assert_int_equal(sum(s).frees[0], 2);
+    assert_int_equal(sum(s).bytes[0], 0);
 }
 
 static void test_tags_sites_off(void **state)
