@@ -58,29 +58,8 @@
     } while (0)
 #endif
 
-/* Output capture: the diagnostic lines poolsim prints for documented no-ops. */
-static char g_text[32768];
-static size_t g_len;
-
-static void capture(const char *text, void *ctx)
-{
-    size_t n = strlen(text);
-    (void)ctx;
-    if (n > sizeof g_text - 1 - g_len)
-        n = sizeof g_text - 1 - g_len;
-    memcpy(g_text + g_len, text, n);
-    g_len += n;
-    g_text[g_len] = '\0';
-}
-
-static void capture_start(void)
-{
-    g_len = 0;
-    g_text[0] = '\0';
-    poolsim_set_output(capture, NULL);
-}
-
-static void capture_stop(void) { poolsim_set_output(NULL, NULL); }
+/* Output capture (capture.h): the diagnostic lines poolsim prints for documented no-ops. */
+#include "capture.h"
 
 static void capture_clear(void)
 {

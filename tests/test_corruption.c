@@ -1576,28 +1576,7 @@ static void test_corruption_robust_header_never_misblames(void **state)
 
 /* ---- The !pool report ------------------------------------------------------------------------- */
 
-static char g_out[1 << 16];
-static size_t g_out_len;
-
-static void capture_out(const char *text, void *ctx)
-{
-    size_t n = strlen(text);
-    (void)ctx;
-    if (n > sizeof g_out - 1 - g_out_len)
-        n = sizeof g_out - 1 - g_out_len;
-    memcpy(g_out + g_out_len, text, n);
-    g_out_len += n;
-    g_out[g_out_len] = '\0';
-}
-
-static void capture_begin(void)
-{
-    g_out_len = 0;
-    g_out[0] = '\0';
-    poolsim_set_output(capture_out, NULL);
-}
-
-static void capture_end(void) { poolsim_set_output(NULL, NULL); }
+#include "capture.h"
 
 static unsigned count_of(const char *hay, const char *needle)
 {
@@ -1614,7 +1593,7 @@ static unsigned star_lines(char *out, size_t cap)
 {
     unsigned n = 0;
     out[0] = '\0';
-    for (const char *s = g_out; *s;) {
+    for (const char *s = g_text; *s;) {
         const char *e = strchr(s, '\n');
         size_t len = e ? (size_t)(e - s) : strlen(s);
         if (*s == '*' && n++ == 0) {
@@ -1630,9 +1609,9 @@ static unsigned star_lines(char *out, size_t cap)
 static void report_of(const void *p, const char *star_state)
 {
     char star[256];
-    capture_begin();
+    capture_start();
     poolsim_report_block(p);
-    capture_end();
+    capture_stop();
     if (star_state == NULL) {
         CHECK_EQ(star_lines(star, sizeof star), 0);
         return;
@@ -1660,38 +1639,38 @@ static void test_corruption_report_block(void **state)
     free_clean(b);
 
     report_of(a + 5, "(Allocated)");
-    CHECK(strstr(g_out, "slab of 80-byte") != NULL);
-    CHECK_EQ(count_of(g_out, "(Quarantined) " TAG_TEXT), 1); /* b, on the same page */
-    CHECK_EQ(count_of(g_out, "(Allocated)   " TAG_TEXT), 2); /* a and c */
-    CHECK(strstr(g_out, "Block:") != NULL);
-    CHECK(strstr(g_out, "size 0x28 (40) tag XTag") != NULL);
-    CHECK(strstr(g_out, "NonPagedPoolNx, live") != NULL);
+    CHECK(strstr(g_text, "slab of 80-byte") != NULL);
+    CHECK_EQ(count_of(g_text, "(Quarantined) " TAG_TEXT), 1); /* b, on the same page */
+    CHECK_EQ(count_of(g_text, "(Allocated)   " TAG_TEXT), 2); /* a and c */
+    CHECK(strstr(g_text, "Block:") != NULL);
+    CHECK(strstr(g_text, "size 0x28 (40) tag XTag") != NULL);
+    CHECK(strstr(g_text, "NonPagedPoolNx, live") != NULL);
     snprintf(text, sizeof text, "test_corruption.c:%d by ExAllocatePoolWithTag", aline);
-    CHECK(strstr(g_out, text) != NULL);
-    CHECK(strstr(g_out, "freed at") == NULL);
+    CHECK(strstr(g_text, text) != NULL);
+    CHECK(strstr(g_text, "freed at") == NULL);
 
     report_of(a - GRAN, "(Allocated)"); /* the header belongs to the block */
     report_of(a + 40, "(Allocated)");   /* so do its slack and footer */
 
     report_of(b, "(Quarantined)");
-    CHECK(strstr(g_out, "NonPagedPoolNx, quarantined") != NULL);
+    CHECK(strstr(g_text, "NonPagedPoolNx, quarantined") != NULL);
     snprintf(text, sizeof text, "freed at tests/test_corruption.c:%d by ExFreePoolWithTag", g_line_free);
-    CHECK(strstr(g_out, text) != NULL);
+    CHECK(strstr(g_text, text) != NULL);
 
     CHECK_EQ(U(c), U(a) + 160); /* consecutive slots: the one after c was never used */
     report_of(c + 80, "(Free)");
-    CHECK(strstr(g_out, "Block:") == NULL);
+    CHECK(strstr(g_text, "Block:") == NULL);
 
     report_of(big + 0x1000, "(Allocated)");
-    CHECK(strstr(g_out, "big block") != NULL);
-    CHECK(strstr(g_out, "size 0x1800 (6144) tag XTag") != NULL);
-    CHECK(strstr(g_out, "PagedPool, live") != NULL);
+    CHECK(strstr(g_text, "big block") != NULL);
+    CHECK(strstr(g_text, "size 0x1800 (6144) tag XTag") != NULL);
+    CHECK(strstr(g_text, "PagedPool, live") != NULL);
     snprintf(text, sizeof text, "test_corruption.c:%d", bigline);
-    CHECK(strstr(g_out, text) != NULL);
+    CHECK(strstr(g_text, text) != NULL);
     report_of(big - 1, "(Allocated)"); /* the canaries before it */
 
     report_of(heap, NULL);
-    CHECK(strstr(g_out, "not an address in poolsim's pool") != NULL);
+    CHECK(strstr(g_text, "not an address in poolsim's pool") != NULL);
     report_of(NULL, NULL);
 
     free_clean(a);
@@ -1699,7 +1678,7 @@ static void test_corruption_report_block(void **state)
     report_of(big, "(Allocated)");
     free_clean(big);
     report_of(big, "(Quarantined)");
-    CHECK(strstr(g_out, "PagedPool, quarantined") != NULL);
+    CHECK(strstr(g_text, "PagedPool, quarantined") != NULL);
     free(heap);
 }
 
@@ -1716,28 +1695,28 @@ static void test_corruption_print_frees(void **state)
     poolsim_cmocka_reinit(&o);
     a = alloc_n(PagedPool, 40);
     b = alloc_n(NonPagedPoolNx, 0x1800);
-    capture_begin();
+    capture_start();
     do_free(a);
     do_free2(b);
     EXPECT_ONE(0xC4, 0x10, do_free(on_stack));
     EXPECT_ONE(0xC4, 0x13, do_free(a));
-    capture_end();
-    CHECK_EQ(count_of(g_out, "poolsim: free "), 2);
+    capture_stop();
+    CHECK_EQ(count_of(g_text, "poolsim: free "), 2);
     snprintf(text, sizeof text, "size 40 tag XTag at ");
-    CHECK(strstr(g_out, text) != NULL);
+    CHECK(strstr(g_text, text) != NULL);
     snprintf(text, sizeof text, "test_corruption.c:%d (ExFreePoolWithTag)", g_line_free);
-    CHECK(strstr(g_out, text) != NULL);
+    CHECK(strstr(g_text, text) != NULL);
     snprintf(text, sizeof text, "test_corruption.c:%d (ExFreePool2)", g_line_free2);
-    CHECK(strstr(g_out, text) != NULL);
-    CHECK(strstr(g_out, "size 6144 tag XTag") != NULL);
+    CHECK(strstr(g_text, text) != NULL);
+    CHECK(strstr(g_text, "size 6144 tag XTag") != NULL);
 
     /* The twin: off by default. */
     poolsim_cmocka_reinit(NULL);
     a = alloc_n(PagedPool, 40);
-    capture_begin();
+    capture_start();
     free_clean(a);
-    capture_end();
-    CHECK_EQ(count_of(g_out, "poolsim: free "), 0);
+    capture_stop();
+    CHECK_EQ(count_of(g_text, "poolsim: free "), 0);
 }
 
 /* halt_on_bad with no debugger attached: the bug checks are delivered and the
@@ -1777,30 +1756,30 @@ static void max_reports_round(uint32_t max, unsigned raised)
     p = alloc_n(NonPagedPoolNx, 40);
     before = poolsim_bugcheck_count();
     poolsim_set_bugcheck_handler(NULL, NULL);
-    capture_begin();
+    capture_start();
     for (unsigned i = 0; i + 2 < raised; i++)
         do_free(on_stack);
     do_free(p);
     do_free(p); /* a double free, reported and ignored */
     p[0] = WAF_BYTE;
     (void)poolsim_validate(); /* a write after free */
-    capture_end();
+    capture_stop();
     poolsim_cmocka_install_handler();
     p[0] = POISON;
     CHECK_EQ(poolsim_bugcheck_count() - before, raised);
     poolsim_get_stats(&st);
     CHECK_EQ(st.bugchecks, raised);
     if (max == 0 || max >= raised) {
-        CHECK_EQ(count_of(g_out, "*** Fatal System Error"), raised);
-        CHECK_EQ(count_of(g_out, "further reports are counted"), 0);
+        CHECK_EQ(count_of(g_text, "*** Fatal System Error"), raised);
+        CHECK_EQ(count_of(g_text, "further reports are counted"), 0);
     } else {
         char text[64];
-        CHECK_EQ(count_of(g_out, "*** Fatal System Error"), max);
-        CHECK_EQ(count_of(g_out, "further reports are counted"), 1);
+        CHECK_EQ(count_of(g_text, "*** Fatal System Error"), max);
+        CHECK_EQ(count_of(g_text, "further reports are counted"), 1);
         snprintf(text, sizeof text, "poolsim: %u reports printed", max);
-        CHECK(strstr(g_out, text) != NULL);
+        CHECK(strstr(g_text, text) != NULL);
     }
-    CHECK_EQ(count_of(g_out, "DRIVER_CAUGHT_MODIFYING_FREED_POOL"), max == 0 || max >= raised ? 2 : 0);
+    CHECK_EQ(count_of(g_text, "DRIVER_CAUGHT_MODIFYING_FREED_POOL"), max == 0 || max >= raised ? 2 : 0);
     CHECK_EQ(poolsim_cmocka_unexpected(), 0);
     validate_clean();
 }

@@ -518,17 +518,7 @@ static void test_irql_history_in_reports(void **state)
 }
 
 /* The report text: the history lines follow the block. */
-static char g_text[16384];
-static size_t g_len;
-static void capture(const char *text, void *ctx)
-{
-    size_t n = strlen(text);
-    (void)ctx;
-    if (g_len + n < sizeof g_text) {
-        memcpy(g_text + g_len, text, n + 1);
-        g_len += n;
-    }
-}
+#include "capture.h"
 
 static void test_irql_history_printed(void **state)
 {
@@ -540,12 +530,10 @@ static void test_irql_history_printed(void **state)
     KeInitializeSpinLock(&lock);
     KeAcquireSpinLock(&lock, &old), line = __LINE__;
     expect_bugcheck(0xC4, 0x01, (void)ExAllocatePoolWithTag(PagedPool, 100, TAG));
-    g_len = 0;
-    g_text[0] = '\0';
-    poolsim_set_output(capture, NULL);
+    capture_start();
     poolsim_report_bugcheck(last());
     poolsim_report_thread();
-    poolsim_set_output(NULL, NULL);
+    capture_stop();
     KeReleaseSpinLock(&lock, old);
     assert_non_null(strstr(g_text, "IRQL history, oldest first ("));
     snprintf(want, sizeof want, "PASSIVE_LEVEL  -> DISPATCH_LEVEL acquire KeAcquireSpinLock 0x%0*llx at",

@@ -72,6 +72,15 @@ static bool lands_special(POOL_FLAGS flags, size_t n, ULONG tag)
     return special;
 }
 
+/* Reads every byte of a block (ExAllocatePool2 zeroed them) and writes it. */
+static void touch_all(uint8_t *p, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        assert_int_equal(read_byte(p + k), 0);
+        write_byte(p + k, 0x5A);
+    }
+}
+
 /* ---- Placement -------------------------------------------------------------------------------- */
 
 static void test_special_verify_end_placement(void **state)
@@ -90,10 +99,7 @@ static void test_special_verify_end_placement(void **state)
         assert_int_equal(page_offset(p), end_offset(sizes[i]));
         assert_int_equal(special_allocs(), i + 1);
         /* Every byte of the block is the caller's; ExAllocatePool2 zeroed them. */
-        expect_no_bugcheck(for (size_t k = 0; k < sizes[i]; k++) {
-            assert_int_equal(read_byte(p + k), 0);
-            write_byte(p + k, 0x5A);
-        });
+        expect_no_bugcheck(touch_all(p, sizes[i]));
         assert_true(poolsim_valid_access(p, sizes[i]));
         assert_false(poolsim_valid_access(p, sizes[i] + 1));
         expect_no_bugcheck(ExFreePoolWithTag(p, TAG));
@@ -357,16 +363,13 @@ static void test_special_irql(void **state)
     (void)state;
     SKIP_WITHOUT_TRAP();
     KeRaiseIrql(DISPATCH_LEVEL, &old);
-    expect_bugcheck(0xC1, DISPATCH_LEVEL,
-                    ExAllocatePool2(POOL_FLAG_PAGED | POOL_FLAG_SPECIAL_POOL, 0x20, TAG));
+    const POOL_FLAGS paged_special = POOL_FLAG_PAGED | POOL_FLAG_SPECIAL_POOL;
+    expect_bugcheck(0xC1, DISPATCH_LEVEL, ExAllocatePool2(paged_special, 0x20, TAG));
     assert_int_equal(last()->param[1], PagedPool);
     assert_int_equal(last()->param[2], 0x20);
     assert_int_equal(last()->param[3], 0x30);
     /* Nonpaged special pool at DISPATCH_LEVEL is legal. */
-    void *np = NULL;
-    expect_no_bugcheck(np = ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_SPECIAL_POOL, 0x20, TAG);
-                       ExFreePoolWithTag(np, TAG));
-    assert_non_null(np);
+    expect_no_bugcheck(ExFreePoolWithTag(sp_alloc(0x20, POOL_FLAG_NON_PAGED), TAG));
     KeLowerIrql(old);
     void *p = sp_alloc(0x20, POOL_FLAG_PAGED);
     KeRaiseIrql(DISPATCH_LEVEL, &old);
@@ -559,18 +562,7 @@ static void test_special_sampling_replay(void **state)
 
 /* ---- Reports ---------------------------------------------------------------------------------- */
 
-static char g_text[8192];
-static size_t g_len;
-
-static void capture(const char *text, void *ctx)
-{
-    size_t n = strlen(text);
-    (void)ctx;
-    if (g_len + n < sizeof g_text) {
-        memcpy(g_text + g_len, text, n + 1);
-        g_len += n;
-    }
-}
+#include "capture.h"
 
 static void test_special_reports(void **state)
 {
@@ -578,13 +570,11 @@ static void test_special_reports(void **state)
     SKIP_WITHOUT_TRAP();
     uint8_t *p = sp_alloc(0x40, POOL_FLAG_NON_PAGED);
     char want[160];
-    g_len = 0;
-    g_text[0] = '\0';
-    poolsim_set_output(capture, NULL);
+    capture_start();
     poolsim_report_block(p + 3);
     poolsim_report_block(p + 0x40);
     poolsim_report_stats();
-    poolsim_set_output(NULL, NULL);
+    capture_stop();
     snprintf(want, sizeof want,
              "nonpaged page 0x%016llx, special pool (Verify End) of 4096-byte (0x1000) page\n",
              (unsigned long long)page_of(p));
