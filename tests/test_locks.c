@@ -453,6 +453,7 @@ static void test_locks_fast_mutex(void **state)
 {
     FAST_MUTEX m;
     KIRQL old;
+    poolsim_irql_event ev;
     thread th;
     mutex_ctx c;
     (void)state;
@@ -496,6 +497,11 @@ static void test_locks_fast_mutex(void **state)
     expect_no_bugcheck(ExReleaseFastMutex(&m));
     assert_non_null(m.Owner);
     assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    /* The history says what happened: the nested release left the IRQL at APC_LEVEL (found by fuzz_pool). */
+    assert_int_equal(poolsim_thread_history(&ev, 1), 1);
+    assert_int_equal(ev.kind, POOLSIM_IRQL_EV_RELEASE);
+    assert_int_equal(ev.from, APC_LEVEL);
+    assert_int_equal(ev.to, APC_LEVEL);
     ExReleaseFastMutex(&m);
     assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
     /* Released while nobody holds it: C4/0x1007 (mutex, 0, 0). */
