@@ -604,7 +604,7 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
     if (PSIM_LIKELY(h && !h->nest && cur == IRQL_APC)) {
         psim_ptr_release(owner, NULL);
         held_drop(t, i);
-        hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql, rt, mutex, file, line);
+        hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql <= cur ? old_irql : cur, rt, mutex, file, line);
         irql_restore(t, old_irql);
         return;
     }

@@ -479,6 +479,14 @@ static void test_locks_fast_mutex(void **state)
     assert_params(DISPATCH_LEVEL, (uintptr_t)&m, 0);
     assert_string_equal(last()->site.routine, "ExAcquireFastMutex");
     assert_null(m.Owner);
+    /* Taken anyway, with DISPATCH_LEVEL as its OldIrql: released at APC_LEVEL, the IRQL stays there, and
+     * so says the history (found by fuzz_pool). */
+    expect_bugcheck_continue(0xC4, 0x33, ExAcquireFastMutex(&m));
+    KeLowerIrql(APC_LEVEL);
+    expect_no_bugcheck(ExReleaseFastMutex(&m));
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    assert_int_equal(poolsim_thread_history(&ev, 1), 1);
+    assert_int_equal(ev.to, APC_LEVEL);
     KeLowerIrql(old);
     /* C4/0x34 (IRQL, APC-disable count, mutex) when released not at APC_LEVEL. */
     ExAcquireFastMutex(&m);
