@@ -1747,10 +1747,11 @@ static void op_mutex(void)
             x_irql(0xC4, 0x34, cur, M.critical, (uintptr_t)mutex, name, 521);
             reported = true;
         }
+        if (!h && !reported)
+            x_irql(0xC4, 0x1007, (uintptr_t)mutex, 0, 0, name, 521); /* one thread: nobody else owns it */
         M.hist++;
         if (!h) {
-            if (!reported)
-                x_irql(0xC4, 0x1007, (uintptr_t)mutex, 0, 0, name, 521); /* one thread: nobody else owns it */
+            /* Nothing changes. */
         } else if (h->nest) {
             h->nest--;
         } else {
