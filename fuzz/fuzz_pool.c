@@ -388,6 +388,42 @@ static const char *differs(const expect *x, const captured *c)
     return NULL;
 }
 
+/* FUZZ_POOL_STATS=1: how often each (code, Arg1) was expected and matched, printed at exit. */
+static struct {
+    unsigned long code;
+    uintptr_t sub;
+    uint64_t n;
+} g_seen[96];
+static unsigned g_nseen;
+static int g_stats;
+static uint64_t g_inputs, g_ops;
+
+static void count_seen(const expect *x)
+{
+    /* Arg1 is a subcode for these; for the others it is an address or an IRQL. */
+    bool sub = x->code == 0xC4 || x->code == 0xC2 || x->code == 0x19 || x->code == 0x13A;
+    unsigned i;
+    for (i = 0; i < g_nseen; i++)
+        if (g_seen[i].code == x->code && g_seen[i].sub == (sub ? x->p[0] : 0))
+            break;
+    if (i == g_nseen) {
+        if (g_nseen == sizeof g_seen / sizeof g_seen[0])
+            return;
+        g_seen[g_nseen].code = x->code;
+        g_seen[g_nseen++].sub = sub ? x->p[0] : 0;
+    }
+    g_seen[i].n++;
+}
+
+static void print_seen(void)
+{
+    fprintf(stderr, "fuzz_pool: %llu inputs, %llu operations; bug checks expected and matched:\n",
+            (unsigned long long)g_inputs, (unsigned long long)g_ops);
+    for (unsigned i = 0; i < g_nseen; i++)
+        fprintf(stderr, "  0x%lx/0x%llx %llu\n", g_seen[i].code, (unsigned long long)g_seen[i].sub,
+                (unsigned long long)g_seen[i].n);
+}
+
 /* Every expected bug check was raised exactly once, and nothing else was. */
 static void match(void)
 {
@@ -404,8 +440,11 @@ static void match(void)
         else
             bad = i;
     }
-    if (bad == MAXX && g_nc == g_nx)
+    if (bad == MAXX && g_nc == g_nx) {
+        for (unsigned i = 0; g_stats && i < g_nx; i++)
+            count_seen(&g_x[i]);
         return;
+    }
     fprintf(stderr, "\nfuzz_pool: expected %u bug checks, captured %u\n", g_nx, g_nc);
     for (unsigned i = 0; i < g_nx; i++) {
         print_bc(i == bad ? "expected (MISSING)" : "expected", g_x[i].code, g_x[i].p, &g_x[i].blk);
@@ -1191,9 +1230,9 @@ static void op_free(void)
     if (v & 0x80) /* the right routine for the allocator */
         rt = b->alloc == AL_CONTIG      ? POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY
              : b->alloc == AL_NONCACHED ? POOLSIM_RT_MM_FREE_NONCACHED_MEMORY
-                                        : free_rts[(v & 0x7F) % 3];
+                                        : free_rts[(v & 0x1F) % 3];
     else
-        rt = free_rts[(v & 0x7F) % 5];
+        rt = free_rts[(v & 0x1F) % 5];
     uint32_t tag;
     switch (t % 8) {
     case 4:
@@ -1882,6 +1921,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     const char *t = getenv("FUZZ_POOL_TRACE");
     g_trace = t && *t == '1';
+    t = getenv("FUZZ_POOL_STATS");
+    g_stats = t && *t == '1';
+    if (g_stats)
+        atexit(print_seen);
     g_heap_obj = (uint8_t *)malloc(64);
     poolsim_set_output(discard, NULL);
     poolsim_set_bugcheck_handler(on_bugcheck, NULL);
@@ -1895,6 +1938,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_in = data;
     g_left = size;
     g_opi = 0;
+    g_inputs++;
     configure();
     memset(g_locks, 0, sizeof g_locks);
     memset(g_mutex, 0, sizeof g_mutex);
@@ -1916,6 +1960,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         begin_op();
         ops[code % 24]();
         end_op();
+        g_ops++;
     }
 
     /* The end: every block as poolsim sees it, the thread back to PASSIVE_LEVEL, then shutdown. */
