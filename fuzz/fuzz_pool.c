@@ -33,7 +33,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
-/* ---- Windows values (docs/semantics.md) ------------------------------------------------------- */
+/* ---- Windows values (docs/semantics.md) --------------------------------------------------------------- */
 
 #define PAGE 4096u
 #define GRAN 16u
@@ -70,7 +70,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define DPC 2u
 #define HIGH 15u
 
-/* ---- Model sizes ------------------------------------------------------------------------------- */
+/* ---- Model sizes -------------------------------------------------------------------------------------- */
 
 #define MAXB 48      /* blocks the model tracks at once */
 #define MAXDMG 8     /* planted bytes per block */
@@ -82,7 +82,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 #define NMUTEX 2
 #define MAXHELD (NLOCKS + NMUTEX)
 
-/* ---- Failure --------------------------------------------------------------------------------- */
+/* ---- Failure ------------------------------------------------------------------------------------------ */
 
 static unsigned g_opi;        /* index of the running operation */
 static char g_op[160];        /* what it is */
@@ -119,7 +119,7 @@ static void op_name(const char *fmt, ...)
         fprintf(stderr, "fuzz_pool: #%u %s\n", g_opi, g_op);
 }
 
-/* ---- Input -------------------------------------------------------------------------------------- */
+/* ---- Input -------------------------------------------------------------------------------------------- */
 
 static const uint8_t *g_in;
 static size_t g_left;
@@ -144,7 +144,7 @@ static uint32_t u32(void)
     return lo | (uint32_t)u16() << 16;
 }
 
-/* ---- Output: every report is formatted, then dropped ------------------------------------------ */
+/* ---- Output: every report is formatted, then dropped -------------------------------------------------- */
 
 static uint64_t g_out_bytes;
 
@@ -154,7 +154,7 @@ static void discard(const char *text, void *ctx)
     g_out_bytes += strlen(text);
 }
 
-/* ---- Expected and captured bug checks ---------------------------------------------------------- */
+/* ---- Expected and captured bug checks ----------------------------------------------------------------- */
 
 /* The block a bug check must name, as the model sees it when the check is raised. */
 typedef struct xblock {
@@ -205,7 +205,7 @@ static void on_bugcheck(const poolsim_bugcheck *bc, void *ctx)
     poolsim_report_bugcheck(bc); /* the report code runs on every bug check; the output is dropped */
 }
 
-/* ---- The model's state ---------------------------------------------------------------------------- */
+/* ---- The model's state -------------------------------------------------------------------------------- */
 
 enum { ST_NONE, ST_LIVE, ST_QUAR, ST_REL };
 enum { AL_POOL, AL_CONTIG, AL_NONCACHED };
@@ -227,7 +227,24 @@ typedef struct mblock {
     unsigned ndmg; /* planted bytes not yet reported */
     mdmg dmg[MAXDMG];
     bool repair; /* reported in this operation: put the bytes back afterwards */
+    bool cached; /* an entry in a lookaside list's cache: still live for the pool */
+    bool holder; /* a lookaside list's handle was initialised in it (C4/0xCC while that list lives) */
 } mblock;
+
+/* A lookaside list as the model sees it (docs/semantics.md, "Lookaside lists"). The first two handles are
+ * statics, the third lives in a pool block. */
+#define NLISTS 3
+typedef struct mlist {
+    poolsim_lookaside *l;
+    bool live;
+    unsigned kind; /* POOLSIM_LOOKASIDE_* */
+    uint64_t alloc_type;
+    size_t size;
+    uint32_t tag;
+    unsigned depth;
+    int cache[MAXB]; /* block indices, the newest last */
+    unsigned count;
+} mlist;
 
 typedef struct mtag {
     uint32_t tag; /* PROTECTED_POOL masked */
@@ -278,6 +295,7 @@ static struct {
     uint8_t lock_saved[NLOCKS];
     bool mutex_held[NMUTEX];
     uint8_t mutex_old[NMUTEX];
+    mlist lists[NLISTS];
 } M;
 
 static uintptr_t g_locks[NLOCKS];
@@ -289,10 +307,11 @@ static const char *const g_file = "fuzz_pool.c";
 static const char g_driver[] = "fuzzpool.sys";
 static uint8_t g_static_obj[64];
 static uint8_t *g_heap_obj;
+static poolsim_lookaside g_lal[NLISTS - 1];
 
 static bool verifier(void) { return M.opt.family == POOLSIM_FAMILY_VERIFIER; }
 
-/* ---- Expectations --------------------------------------------------------------------------------- */
+/* ---- Expectations ------------------------------------------------------------------------------------- */
 
 static expect *x_new(unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3, uintptr_t p4,
                      const char *routine, int line)
@@ -566,8 +585,7 @@ static void check_tags(void)
     }
 }
 
-/* ---- Blocks -----------------------------------------------------------------------------------------------
- */
+/* ---- Blocks ------------------------------------------------------------------------------------------- */
 
 /* The pages a block's slot or run may use: its page, or the guard page, the block and the slack. */
 static void page_range(const mblock *b, uintptr_t *lo, uintptr_t *hi)
@@ -582,12 +600,15 @@ static void page_range(const mblock *b, uintptr_t *lo, uintptr_t *hi)
     }
 }
 
+#define NOT_CACHED 0x100u /* pick_block: leave out the entries lookaside lists hold */
+
 /* The k-th block in a state of `mask` (1 << ST_*), or -1. */
 static int pick_block(uint8_t k, unsigned mask)
 {
     int idx[MAXB], n = 0;
     for (int i = 0; i < MAXB; i++)
-        if (M.b[i].state != ST_NONE && (mask & (1u << M.b[i].state)))
+        if (M.b[i].state != ST_NONE && (mask & (1u << M.b[i].state)) &&
+            !((mask & NOT_CACHED) && M.b[i].cached))
             idx[n++] = i;
     return n ? idx[k % n] : -1;
 }
@@ -702,8 +723,7 @@ static void plant(mblock *b, int32_t off, uint8_t v)
     b->p[off] = (uint8_t)(b->p[off] ^ flip);
 }
 
-/* ---- Quarantine
- * ---------------------------------------------------------------------------------------------- */
+/* ---- Quarantine --------------------------------------------------------------------------------------- */
 
 /* The free of block s succeeded: it is quarantined, or released at once; the oldest
  * quarantined blocks leave while the quarantine is over a limit, and each damaged one is
@@ -729,8 +749,7 @@ static void quarantine(int s, const char *routine, int line)
     }
 }
 
-/* ---- Allocation
- * ------------------------------------------------------------------------------------------------- */
+/* ---- Allocation --------------------------------------------------------------------------------------- */
 
 #define R_TAGGED 0x01u
 #define R_QUOTA 0x02u
@@ -996,42 +1015,42 @@ static void check_new_block(const mblock *b, bool zero)
     }
 }
 
-static void op_alloc(void)
+static poolsim_alloc_req make_req(poolsim_routine rt, uint64_t type, size_t n, uint32_t tag)
 {
-    uint8_t rsel = u8(), tsel = u8(), ssel = u8(), gsel = u8();
-    poolsim_routine rt = alloc_rts[rsel % 16];
-    unsigned ri = rt_info(rt);
-    int line = 100 + (rsel >> 4) % 4;
-    uint64_t type;
-    poolsim_ext_param ext[3];
-    uint32_t ext_count = 0;
-    const poolsim_ext_param *extp = NULL;
-    if (ri & R_FLAGS) {
-        type = flag_kinds[tsel % 16] | flag_bits[(tsel >> 4) % 8];
-        if (rt == POOLSIM_RT_EX_ALLOCATE_POOL3) {
-            static const uint64_t ext_types[4] = {1, 3, 2, 9};
-            uint8_t e = u8(), o = u8();
-            ext_count = e % 4u;
-            extp = (e & 4) && ext_count ? NULL : ext;
-            for (uint32_t i = 0; i < ext_count; i++) {
-                ext[i].type_and_flags = ext_types[(e >> (3 + 2 * i)) & 3] | ((uint64_t)((o >> i) & 1) << 8);
-                ext[i].value = o;
-            }
-        }
-    } else {
-        type = legacy_types[tsel % 24] | legacy_bits[(tsel >> 5) % 8];
-    }
-    size_t n = pick_size(ssel);
-    uint32_t tag = pick_tag(gsel);
-    op_name("alloc %s type 0x%llx size 0x%zx tag 0x%x ext %u%s", poolsim_routine_name(rt),
-            (unsigned long long)type, n, tag, ext_count, ext_count && !extp ? " (NULL)" : "");
+    poolsim_alloc_req req;
+    memset(&req, 0, sizeof req);
+    req.routine = rt;
+    req.type = type;
+    req.size = n;
+    req.tag = tag;
+    return req;
+}
 
+/* Makes an allocation: poolsim_pool_alloc, or a lookaside list's allocation from the pool. */
+typedef void *alloc_call(const poolsim_alloc_req *req, int32_t *raise, int line, void *ctx);
+
+static void *call_pool_alloc(const poolsim_alloc_req *req, int32_t *raise, int line, void *ctx)
+{
+    (void)ctx;
+    return poolsim_pool_alloc(req, raise, g_file, line);
+}
+
+/* The model of poolsim_pool_alloc around the call: the bug checks, the result, the counters and the new
+ * block's checks. Returns the block's index, or -1 when nothing was allocated (or the model has no room:
+ * then nothing is called). */
+static int model_alloc(const poolsim_alloc_req *req, int line, alloc_call *call, void *ctx)
+{
+    const poolsim_routine rt = req->routine;
+    const unsigned ri = rt_info(rt);
+    const uint64_t type = req->type;
+    const size_t n = req->size;
+    const uint32_t tag = req->tag;
     int slot = -1;
     for (int i = 0; i < MAXB && slot < 0; i++)
         if (M.b[i].state == ST_NONE)
             slot = i;
     if (slot < 0)
-        return; /* the model tracks MAXB blocks; this one is not made */
+        return -1; /* the model tracks MAXB blocks; this one is not made */
 
     /* The model: pool type or flags, tag, size 0, IRQL, fault injection, size and pool limit. */
     uint32_t t = (ri & R_TAGGED) ? tag : TAG_NONE;
@@ -1043,7 +1062,7 @@ static void op_alloc(void)
         t = (ri & R_CONTIG) ? TAG_MMCT : TAG_MMNC;
         refused = n == 0;
     } else if (ri & R_FLAGS) {
-        decode_flags(type, extp, ext_count, &q);
+        decode_flags(type, req->ext, req->ext_count, &q);
         refused = q.bad || (t & ~PROT) == 0;
     } else {
         decode_type(type, ri, &q);
@@ -1082,22 +1101,13 @@ static void op_alloc(void)
         count_failed(t, q.pool);
     int32_t want_raise = refused && q.raise ? STATUS_INSUFFICIENT_RESOURCES : 0;
 
-    poolsim_alloc_req req;
-    memset(&req, 0, sizeof req);
-    req.routine = rt;
-    req.type = type;
-    req.size = n;
-    req.tag = tag;
-    req.priority = gsel;
-    req.ext = extp;
-    req.ext_count = ext_count;
     int32_t raise = 0x1234;
-    void *p = poolsim_pool_alloc(&req, &raise, g_file, line);
+    void *p = call(req, &raise, line, ctx);
     CHECK(raise == want_raise, "raise status 0x%x, the model says 0x%x", (unsigned)raise,
           (unsigned)want_raise);
     if (refused || bugcheck) {
         CHECK(p == NULL, "the allocation returned %p; the model says it fails", p);
-        return;
+        return -1;
     }
     CHECK(p != NULL, "the allocation failed; the model says it succeeds");
 
@@ -1147,11 +1157,47 @@ static void op_alloc(void)
         e->peak[b->pool] = e->bytes[b->pool];
     count_site(line, rt, t);
     check_new_block(b, q.zero);
+    return slot;
 }
 
-/* ---- Free
- * ----------------------------------------------------------------------------------------------------------
- */
+static void op_alloc(void)
+{
+    uint8_t rsel = u8(), tsel = u8(), ssel = u8(), gsel = u8();
+    poolsim_routine rt = alloc_rts[rsel % 16];
+    unsigned ri = rt_info(rt);
+    int line = 100 + (rsel >> 4) % 4;
+    uint64_t type;
+    poolsim_ext_param ext[3];
+    uint32_t ext_count = 0;
+    const poolsim_ext_param *extp = NULL;
+    if (ri & R_FLAGS) {
+        type = flag_kinds[tsel % 16] | flag_bits[(tsel >> 4) % 8];
+        if (rt == POOLSIM_RT_EX_ALLOCATE_POOL3) {
+            static const uint64_t ext_types[4] = {1, 3, 2, 9};
+            uint8_t e = u8(), o = u8();
+            ext_count = e % 4u;
+            extp = (e & 4) && ext_count ? NULL : ext;
+            for (uint32_t i = 0; i < ext_count; i++) {
+                ext[i].type_and_flags = ext_types[(e >> (3 + 2 * i)) & 3] | ((uint64_t)((o >> i) & 1) << 8);
+                ext[i].value = o;
+            }
+        }
+    } else {
+        type = legacy_types[tsel % 24] | legacy_bits[(tsel >> 5) % 8];
+    }
+    size_t n = pick_size(ssel);
+    uint32_t tag = pick_tag(gsel);
+    op_name("alloc %s type 0x%llx size 0x%zx tag 0x%x ext %u%s", poolsim_routine_name(rt),
+            (unsigned long long)type, n, tag, ext_count, ext_count && !extp ? " (NULL)" : "");
+
+    poolsim_alloc_req req = make_req(rt, type, n, tag);
+    req.priority = gsel;
+    req.ext = extp;
+    req.ext_count = ext_count;
+    model_alloc(&req, line, call_pool_alloc, NULL);
+}
+
+/* ---- Free --------------------------------------------------------------------------------------------- */
 
 /* An address handed to a free or a query: the start of block `slot`, inside it, or no block. */
 typedef struct target {
@@ -1160,10 +1206,36 @@ typedef struct target {
     bool start;
 } target;
 
-/* The model of every free: the pool routines (ExFreePool, ExFreePoolWithTag, ExFreePool2) and
- * the Mm ones. */
-static void do_free(poolsim_routine rt, target tg, uint32_t tag, uint32_t ext_count, size_t size_given,
-                    int line)
+/* A pool routine's bug check for an address that is not the start of a block it could free (bad,
+ * interior, or inside a freed block), with the block named when there is one. */
+static void bad_address_expect(target tg, bool contig, const char *name, int line)
+{
+    uintptr_t a = (uintptr_t)tg.a;
+    mblock *b = tg.slot >= 0 ? &M.b[tg.slot] : NULL;
+    expect *x;
+    if (contig)
+        x = x_new(0xC2, 0x60, a, 0, 0, name, line);
+    else if (b && b->state == ST_LIVE)
+        x = verifier() ? x_new(0xC4, 0x13E, a, (uintptr_t)b->p, 0, name, line)
+                       : x_new(0xC2, 0x99, a, 0, 0, name, line);
+    else
+        x = verifier() ? x_new(0xC4, 0x10, a, 0, 0, name, line) : x_new(0xC2, 0x46, a, 0, 0, name, line);
+    if (b)
+        x_block(x, b);
+}
+
+static void double_free_expect(mblock *b, const char *name, int line)
+{
+    uintptr_t a = (uintptr_t)b->p, hw = header_word(b);
+    expect *x = verifier() ? x_new(0xC4, 0x13, 0, a - GRAN, hw, name, line)
+                           : x_new(0xC2, 0x07, b->tag, hw, a, name, line);
+    x_block(x, b);
+}
+
+/* The model of every free: the pool routines (ExFreePool, ExFreePoolWithTag, ExFreePool2) and the Mm
+ * ones, for a call made at `line`. Returns true when the block is freed. */
+static bool free_model(poolsim_routine rt, target tg, uint32_t tag, uint32_t ext_count, size_t size_given,
+                       int line)
 {
     const char *name = poolsim_routine_name(rt);
     unsigned kind = rt == POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY  ? AL_CONTIG
@@ -1178,15 +1250,7 @@ static void do_free(poolsim_routine rt, target tg, uint32_t tag, uint32_t ext_co
     if (ext_count) {
         verifier() ? x_new(0xC4, 0x16, 0, a, 0, name, line) : x_new(0xC2, 0x99, a, 0, 0, name, line);
     } else if (!b || !tg.start) {
-        if (kind == AL_CONTIG)
-            x = x_new(0xC2, 0x60, a, 0, 0, name, line);
-        else if (b && b->state == ST_LIVE)
-            x = verifier() ? x_new(0xC4, 0x13E, a, (uintptr_t)b->p, 0, name, line)
-                           : x_new(0xC2, 0x99, a, 0, 0, name, line);
-        else
-            x = verifier() ? x_new(0xC4, 0x10, a, 0, 0, name, line) : x_new(0xC2, 0x46, a, 0, 0, name, line);
-        if (b)
-            x_block(x, b);
+        bad_address_expect(tg, kind == AL_CONTIG, name, line);
     } else if (b->state == ST_LIVE && b->alloc != kind) {
         x = kind == AL_CONTIG ? x_new(0xC2, 0x60, a, 0, 0, name, line)
             : verifier()      ? x_new(0xC4, 0x16, 0, a, 0, name, line)
@@ -1196,11 +1260,13 @@ static void do_free(poolsim_routine rt, target tg, uint32_t tag, uint32_t ext_co
         x = verifier() ? x_new(0xC4, 0x13F, a, size_given, 0, name, line)
                        : x_new(0xC2, 0x99, a, 0, 0, name, line);
         x_block(x, b);
-    } else if (b->state != ST_LIVE) {
-        uintptr_t hw = header_word(b);
-        x = verifier() ? x_new(0xC4, 0x13, 0, a - GRAN, hw, name, line)
-                       : x_new(0xC2, 0x07, b->tag, hw, a, name, line);
+    } else if (b->state == ST_LIVE && b->holder && M.lists[NLISTS - 1].live &&
+               (uint8_t *)M.lists[NLISTS - 1].l == b->p) {
+        x = x_new(0xC4, 0xCC, (uintptr_t)M.lists[NLISTS - 1].l, a, b->size, name,
+                  line); /* a live list inside */
         x_block(x, b);
+    } else if (b->state != ST_LIVE) {
+        double_free_expect(b, name, line);
     } else if (M.irql > (b->pool ? APC : DPC)) {
         x = verifier() ? x_irql(0xC4, b->pool ? 0x11 : 0x12, M.irql, b->pool_type, a, name, line)
                        : x_irql(0xC2, 0x09, M.irql, b->pool_type, a, name, line);
@@ -1221,16 +1287,30 @@ static void do_free(poolsim_routine rt, target tg, uint32_t tag, uint32_t ext_co
         count_site(line, rt, b->tag);
         quarantine(tg.slot, name, line);
     }
+    return freed;
+}
 
-    if (kind == AL_POOL)
+/* A freed block that went to the quarantine is poisoned. */
+static void check_poisoned(const mblock *b)
+{
+    if (b->state == ST_QUAR && !all_bytes(b->p, b->size, POISON)) {
+        size_t i = first_not(b->p, b->size, POISON);
+        fail("quarantined block %p byte 0x%zx is 0x%02x, not poisoned", b->p, i, b->p[i]);
+    }
+}
+
+static void do_free(poolsim_routine rt, target tg, uint32_t tag, uint32_t ext_count, size_t size_given,
+                    int line)
+{
+    bool freed = free_model(rt, tg, tag, ext_count, size_given, line);
+    unsigned kind = rt == POOLSIM_RT_MM_FREE_CONTIGUOUS_MEMORY || rt == POOLSIM_RT_MM_FREE_NONCACHED_MEMORY;
+    if (!kind)
         poolsim_pool_free(rt, tg.a, tag, ext_count ? (const poolsim_ext_param *)g_static_obj : NULL,
                           ext_count, g_file, line);
     else
         poolsim_mm_free(rt, tg.a, size_given, g_file, line);
-    if (freed && b->state == ST_QUAR && !all_bytes(b->p, b->size, POISON)) {
-        size_t i = first_not(b->p, b->size, POISON);
-        fail("quarantined block %p byte 0x%zx is 0x%02x, not poisoned", b->p, i, b->p[i]);
-    }
+    if (freed)
+        check_poisoned(&M.b[tg.slot]);
 }
 
 static const poolsim_routine free_rts[5] = {
@@ -1244,7 +1324,7 @@ static const poolsim_routine free_rts[5] = {
 static void op_free(void)
 {
     uint8_t ssel = u8(), v = u8(), t = u8();
-    int s = pick_block(ssel, 1u << ST_LIVE | 1u << ST_QUAR | 1u << ST_REL);
+    int s = pick_block(ssel, 1u << ST_LIVE | 1u << ST_QUAR | 1u << ST_REL | NOT_CACHED);
     if (s < 0) {
         op_name("free (no block)");
         return;
@@ -1334,9 +1414,7 @@ static void op_free_bad(void)
     do_free(rt, tg, tag, 0, tg.slot >= 0 ? M.b[tg.slot].size : 0, line);
 }
 
-/* ---- Writes
- * ------------------------------------------------------------------------------------------------------------
- */
+/* ---- Writes ------------------------------------------------------------------------------------------- */
 
 static void op_write(void)
 {
@@ -1366,6 +1444,11 @@ static void op_write(void)
     op_name("write 0x%02x at %p%+d (block %d, 0x%zx bytes, %s)", v, b->p, off, s, b->size,
             b->state == ST_LIVE ? "live" : "quarantined");
     bool inside = off >= 0 && (size_t)off < b->size;
+    if (inside && M.lists[NLISTS - 1].live && (uint8_t *)M.lists[NLISTS - 1].l == b->p &&
+        (size_t)off < sizeof(poolsim_lookaside)) {
+        op_name("write at %p%+d: a live lookaside list's handle (nothing)", b->p, off);
+        return;
+    }
     if (inside && b->state == ST_LIVE)
         b->p[off] = v; /* the caller's own byte: legal */
     else if (inside || M.opt.guards)
@@ -1374,8 +1457,7 @@ static void op_write(void)
         b->p[off] ^= (uint8_t)(v | 1); /* guards off: nothing checks these bytes */
 }
 
-/* ---- Queries and checks
- * -------------------------------------------------------------------------------------------------- */
+/* ---- Queries and checks ------------------------------------------------------------------------------- */
 
 static void op_query(void)
 {
@@ -1509,8 +1591,7 @@ static void op_report(void)
     CHECK(g_out_bytes > before, "the report printed nothing");
 }
 
-/* ---- Fault injection
- * --------------------------------------------------------------------------------------------------- */
+/* ---- Fault injection ---------------------------------------------------------------------------------- */
 
 static void op_fault(void)
 {
@@ -1526,8 +1607,7 @@ static void op_fault(void)
     poolsim_fault_configure(&cfg);
 }
 
-/* ---- IRQL and locks (docs/semantics.md, "IRQL and locks")
- * ----------------------------------------------------------- */
+/* ---- IRQL and locks (docs/semantics.md, "IRQL and locks") --------------------------------------------- */
 
 static const char rule_spin[] = "SpinLock:";
 static const char rule_queued[] = "QueuedSpinLock:";
@@ -1864,9 +1944,275 @@ static void op_thread_check(void)
     CHECK(got == want, "poolsim_thread_check() is %d", got);
 }
 
-/* ---- One input
- * ------------------------------------------------------------------------------------------------------------
- */
+/* ---- Lookaside lists (docs/semantics.md, "Lookaside lists") ---------------------------------- */
+
+enum { LAL_INIT, LAL_ALLOC, LAL_FREE, LAL_DELETE, LAL_FLUSH };
+
+static const char *lal_routine(unsigned kind, unsigned op)
+{
+    static const char *const names[3][5] = {
+        {"ExInitializeNPagedLookasideList", "ExAllocateFromNPagedLookasideList",
+         "ExFreeToNPagedLookasideList", "ExDeleteNPagedLookasideList", "ExFlushLookasideListEx"},
+        {"ExInitializePagedLookasideList", "ExAllocateFromPagedLookasideList", "ExFreeToPagedLookasideList",
+         "ExDeletePagedLookasideList", "ExFlushLookasideListEx"},
+        {"ExInitializeLookasideListEx", "ExAllocateFromLookasideListEx", "ExFreeToLookasideListEx",
+         "ExDeleteLookasideListEx", "ExFlushLookasideListEx"},
+    };
+    return names[kind % 3][op];
+}
+
+/* The list a routine is given, and the kind of routine called: usually the list's own kind. */
+static mlist *pick_list(uint8_t k, unsigned *kind)
+{
+    mlist *ls = &M.lists[(k & 3u) % NLISTS];
+    *kind = ls->live && !(k & 0x80) ? ls->kind : (k >> 2) % 3u;
+    return ls;
+}
+
+/* A use of a list that is not live: C4/0xCB (list, 0, 0), named by the routine called. */
+static bool lal_usable(const mlist *ls, unsigned kind, unsigned op, int line)
+{
+    if (ls->live)
+        return true;
+    x_new(0xC4, 0xCB, (uintptr_t)ls->l, 0, 0, lal_routine(kind, op), line);
+    return false;
+}
+
+/* Paged lists work at <= APC_LEVEL, the others at <= DISPATCH_LEVEL, reported with the pool's codes. */
+static bool lal_irql_ok(const mlist *ls, unsigned op, uintptr_t what, int line)
+{
+    bool paged = ls->kind == POOLSIM_LOOKASIDE_PAGED || (ls->alloc_type & PT_PAGED);
+    if (M.irql <= (paged ? APC : DPC))
+        return true;
+    const char *name = lal_routine(ls->kind, op);
+    if (verifier())
+        x_irql(0xC4, op == LAL_ALLOC ? (paged ? 0x01 : 0x02) : (paged ? 0x11 : 0x12), M.irql, ls->alloc_type,
+               what, name, line);
+    else
+        x_irql(0xC2, op == LAL_ALLOC ? 0x08 : 0x09, M.irql, ls->alloc_type, what, name, line);
+    return false;
+}
+
+static void op_lal_init(void)
+{
+    static const size_t sizes[8] = {0, 4, 8, 16, 40, 0xFE0, 0x2000, SIZE_MAX};
+    static const uint32_t npaged_flags[4] = {0, PT_NX, PT_RAISE, PT_NX | PT_RAISE | PT_QUOTA_FAIL};
+    static const uint16_t depths[4] = {0, 1, 2, 300};
+    uint8_t k = u8(), v = u8(), t = u8(), g = u8();
+    unsigned li = (k & 3u) % NLISTS;
+    mlist *ls = &M.lists[li];
+    poolsim_lookaside_params prm;
+    memset(&prm, 0, sizeof prm);
+    prm.kind = (k >> 2) % 3u;
+    prm.size = sizes[v % 8];
+    prm.depth = depths[(v >> 3) % 4];
+    prm.tag = pick_tag(g);
+    if (prm.kind == POOLSIM_LOOKASIDE_EX) {
+        prm.pool_type = legacy_types[t % 24] | legacy_bits[(t >> 5) % 8];
+        prm.flags = (v >> 5) % 5u; /* 1 raise on failure, 2 fail without raising, 3 both, 4 unknown */
+    } else {
+        prm.pool_type = prm.kind;
+        prm.flags = npaged_flags[(v >> 5) % 4];
+    }
+    if (li == NLISTS - 1 && !ls->live) {
+        /* A handle at the start of a live block that no list caches. */
+        ls->l = NULL;
+        for (int n = 0, s; n < MAXB && !ls->l; n++)
+            if ((s = pick_block((uint8_t)(t + n), 1u << ST_LIVE | NOT_CACHED)) >= 0 &&
+                M.b[s].size >= sizeof(poolsim_lookaside))
+                ls->l = (poolsim_lookaside *)(void *)M.b[s].p;
+    }
+    const char *name = lal_routine(prm.kind, LAL_INIT);
+    const int line = 600;
+    op_name("%s(list %u at %p) size 0x%zx depth %u tag 0x%x type 0x%llx flags 0x%x", name, li, (void *)ls->l,
+            prm.size, prm.depth, prm.tag, (unsigned long long)prm.pool_type, prm.flags);
+
+    int32_t want = 0;
+    uint64_t type;
+    mreq q;
+    memset(&q, 0, sizeof q);
+    if (prm.kind == POOLSIM_LOOKASIDE_EX) {
+        decode_type(prm.pool_type, 0, &q);
+        type = prm.pool_type | (prm.flags & 1 ? PT_RAISE : 0) | (prm.flags & 2 ? PT_QUOTA_FAIL : 0);
+    } else {
+        type =
+            (prm.kind == POOLSIM_LOOKASIDE_PAGED ? PT_PAGED : (prm.flags & PT_NX)) | (prm.flags & PT_RAISE);
+    }
+    if (!ls->l)
+        want = (int32_t)0xC000000Du; /* STATUS_INVALID_PARAMETER: no list */
+    else if (prm.kind == POOLSIM_LOOKASIDE_EX && q.bad)
+        want = (int32_t)0xC00000F2u; /* STATUS_INVALID_PARAMETER_4 */
+    else if (prm.kind == POOLSIM_LOOKASIDE_EX && prm.flags > 2)
+        want = (int32_t)0xC00000F3u; /* STATUS_INVALID_PARAMETER_5 */
+    else {
+        size_t size = prm.size;
+        if (size < sizeof(void *)) {
+            x_new(0xC4, 0xCD, (uintptr_t)ls->l, size, sizeof(void *), name, line);
+            size = sizeof(void *);
+        }
+        if (ls->live) {
+            x_new(0xC4, 0xCA, (uintptr_t)ls->l, 0, 0, name, line); /* the list stays as it was */
+        } else {
+            ls->live = true;
+            ls->kind = prm.kind;
+            ls->alloc_type = type;
+            ls->size = size;
+            ls->tag = prm.tag;
+            ls->depth = prm.depth && prm.depth < 256 ? prm.depth : 256;
+            ls->count = 0;
+            for (int s = 0; li == NLISTS - 1 && s < MAXB; s++)
+                if (M.b[s].state == ST_LIVE && M.b[s].p == (uint8_t *)ls->l)
+                    M.b[s].holder = true;
+        }
+    }
+    int32_t got = poolsim_lookaside_init(ls->l, &prm, g_file, line);
+    CHECK(got == want, "%s returned 0x%x; the model says 0x%x", name, (unsigned)got, (unsigned)want);
+}
+
+typedef struct lal_ctx {
+    poolsim_lookaside *l;
+    unsigned kind;
+} lal_ctx;
+
+static void *call_lal_alloc(const poolsim_alloc_req *req, int32_t *raise, int line, void *ctx)
+{
+    const lal_ctx *c = (const lal_ctx *)ctx;
+    (void)req;
+    return poolsim_lookaside_alloc(c->l, c->kind, raise, g_file, line);
+}
+
+static void op_lal_alloc(void)
+{
+    unsigned kind;
+    mlist *ls = pick_list(u8(), &kind);
+    const int line = 601;
+    op_name("%s(list at %p)", lal_routine(kind, LAL_ALLOC), (void *)ls->l);
+    int free_slot = -1;
+    for (int i = 0; i < MAXB && free_slot < 0; i++)
+        if (M.b[i].state == ST_NONE)
+            free_slot = i;
+    if (free_slot < 0)
+        return; /* no room in the model for a new block */
+    void *want = NULL;
+    bool from_pool = false;
+    if (lal_usable(ls, kind, LAL_ALLOC, line) && lal_irql_ok(ls, LAL_ALLOC, ls->size, line)) {
+        if (ls->count) { /* LIFO: the entry freed last */
+            int s = ls->cache[--ls->count];
+            M.b[s].cached = false;
+            want = M.b[s].p;
+        } else {
+            from_pool = true;
+        }
+    }
+    if (from_pool) {
+        poolsim_alloc_req req =
+            make_req(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, ls->alloc_type, ls->size, ls->tag);
+        lal_ctx c = {ls->l, kind};
+        model_alloc(&req, line, call_lal_alloc, &c);
+        return;
+    }
+    int32_t raise = 0x1234;
+    void *got = poolsim_lookaside_alloc(ls->l, kind, &raise, g_file, line);
+    CHECK(got == want && raise == 0, "%s returned %p (raise 0x%x); the model says %p",
+          lal_routine(kind, LAL_ALLOC), got, (unsigned)raise, want);
+}
+
+/* A list gives an entry back to the pool with ExFreePool (flush, delete, a free to a full list). */
+static void lal_pool_free(int s, int line, bool *freed)
+{
+    target tg = {M.b[s].p, s, true};
+    freed[s] = free_model(POOLSIM_RT_EX_FREE_POOL, tg, 0, 0, SIZE_MAX, line);
+}
+
+static void op_lal_free(void)
+{
+    uint8_t k = u8(), v = u8();
+    unsigned kind;
+    mlist *ls = pick_list(k, &kind);
+    const int line = 602;
+    uint8_t stack_obj[64];
+    memset(stack_obj, 0, sizeof stack_obj);
+    /* The entry: one the list holds already, a live block no list holds, a freed block, a bad address. */
+    target tg = {NULL, -1, false};
+    switch (v % 4) {
+    case 0:
+        if (ls->live && ls->count) {
+            tg.slot = ls->cache[(v >> 2) % ls->count];
+            break;
+        }
+        /* fall through */
+    case 1:
+        tg.slot = pick_block((uint8_t)(v >> 2), 1u << ST_LIVE | NOT_CACHED);
+        break;
+    case 2:
+        tg.slot = pick_block((uint8_t)(v >> 2), 1u << ST_QUAR | 1u << ST_REL);
+        break;
+    default:
+        tg = pick_bad_target((uint8_t)(v >> 2), stack_obj);
+        break;
+    }
+    if (tg.slot >= 0 && !tg.a) {
+        tg.a = M.b[tg.slot].p;
+        tg.start = true;
+    }
+    op_name("%s(list at %p, %p) (block %d)", lal_routine(kind, LAL_FREE), (void *)ls->l, (void *)tg.a,
+            tg.slot);
+    bool freed[MAXB] = {false};
+    int to_pool = -1;
+    if (lal_usable(ls, kind, LAL_FREE, line) && lal_irql_ok(ls, LAL_FREE, (uintptr_t)tg.a, line)) {
+        const char *name = lal_routine(ls->kind, LAL_FREE);
+        mblock *b = tg.slot >= 0 ? &M.b[tg.slot] : NULL;
+        bool twice = false;
+        for (unsigned i = 0; b && i < ls->count; i++)
+            twice = twice || ls->cache[i] == tg.slot;
+        if (!b || !tg.start)
+            bad_address_expect(tg, false, name, line);
+        else if (b->state != ST_LIVE)
+            double_free_expect(b, name, line);
+        else if (twice) /* already in the list: a double free, without the block */
+            verifier() ? x_new(0xC4, 0x13, 0, (uintptr_t)b->p - GRAN, 0, name, line)
+                       : x_new(0xC2, 0x07, ls->tag, 0, (uintptr_t)b->p, name, line);
+        else if (ls->count < ls->depth && !M.opt.lookaside_debug) {
+            ls->cache[ls->count++] = tg.slot;
+            b->cached = true;
+        } else {
+            to_pool = tg.slot;
+            lal_pool_free(tg.slot, line, freed);
+        }
+    }
+    poolsim_lookaside_free(ls->l, kind, tg.a, g_file, line);
+    if (to_pool >= 0 && freed[to_pool])
+        check_poisoned(&M.b[to_pool]);
+}
+
+static void op_lal_flush_delete(void)
+{
+    uint8_t k = u8();
+    unsigned kind;
+    mlist *ls = pick_list(k, &kind);
+    unsigned op = k & 0x40 ? LAL_DELETE : LAL_FLUSH;
+    const int line = 603;
+    op_name("%s(list at %p)", lal_routine(kind, op), (void *)ls->l);
+    bool freed[MAXB] = {false};
+    if (lal_usable(ls, kind, op, line)) {
+        while (ls->count) {
+            int s = ls->cache[--ls->count];
+            M.b[s].cached = false;
+            lal_pool_free(s, line, freed);
+        }
+        if (op == LAL_DELETE)
+            ls->live = false;
+    }
+    if (op == LAL_DELETE)
+        poolsim_lookaside_delete(ls->l, kind, g_file, line);
+    else
+        poolsim_lookaside_flush(ls->l, kind, g_file, line);
+    for (int s = 0; s < MAXB; s++)
+        if (freed[s])
+            check_poisoned(&M.b[s]);
+}
+
+/* ---- One input ---------------------------------------------------------------------------------------- */
 
 static void configure(void)
 {
@@ -1894,6 +2240,9 @@ static void configure(void)
     o->irql_history = history[b2 % 4];
     o->uninit_byte = uninit[(b2 >> 2) % 4];
     o->print_frees = (b2 & 16) != 0;
+    o->lookaside_debug = (b2 & 32) != 0;
+    for (unsigned i = 0; i + 1 < NLISTS; i++)
+        M.lists[i].l = &g_lal[i];
     o->continue_on_bugcheck = 1;
     o->leak_check = 1;
     o->force_irql = 0; /* no page protection and no signals in the fuzzer */
@@ -1966,23 +2315,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     configure();
     memset(g_locks, 0, sizeof g_locks);
     memset(g_mutex, 0, sizeof g_mutex);
+    memset(g_lal, 0, sizeof g_lal);
     poolsim_thread_reset();
     op_name("poolsim_init");
     begin_op();
     CHECK(poolsim_init(&M.opt) == POOLSIM_OK, "poolsim_init failed");
     end_op();
 
-    static void (*const ops[24])(void) = {
-        op_alloc,    op_alloc,        op_alloc,        op_alloc, op_free,     op_free,
-        op_free,     op_free_bad,     op_write,        op_write, op_write,    op_query,
-        op_validate, op_inspect,      op_report,       op_fault, op_raise,    op_lower,
-        op_set_irql, op_spin_acquire, op_spin_release, op_mutex, op_critical, op_thread_check,
+    static void (*const ops[28])(void) = {
+        op_alloc,        op_alloc,     op_alloc,    op_alloc,
+        op_free,         op_free,      op_free,     op_free_bad,
+        op_write,        op_write,     op_write,    op_query,
+        op_validate,     op_inspect,   op_report,   op_fault,
+        op_raise,        op_lower,     op_set_irql, op_spin_acquire,
+        op_spin_release, op_mutex,     op_critical, op_thread_check,
+        op_lal_init,     op_lal_alloc, op_lal_free, op_lal_flush_delete,
     };
     while (g_left && g_opi + 1 < MAXOPS) {
         g_opi++;
         uint8_t code = u8();
         begin_op();
-        ops[code % 24]();
+        ops[code % 28]();
         end_op();
         g_ops++;
     }

@@ -11,6 +11,8 @@ import sys
 # Operation codes: the index of the first slot of each operation in fuzz_pool.c's ops[] table.
 ALLOC, FREE, FREE_BAD, WRITE, QUERY, VALIDATE, INSPECT, REPORT, FAULT = 0, 4, 7, 8, 11, 12, 13, 14, 15
 RAISE, LOWER, SET_IRQL, SPIN_ACQ, SPIN_REL, MUTEX, CRITICAL, THREAD_CHECK = 16, 17, 18, 19, 20, 21, 22, 23
+LAL_INIT, LAL_ALLOC, LAL_FREE, LAL_FLUSH_DELETE = 24, 25, 26, 27
+NPAGED_LIST, PAGED_LIST, EX_LIST = 0, 1, 2
 
 # Allocation routines (alloc_rts[]), legacy types (legacy_types[]), flag kinds (flag_kinds[]), tags.
 WITH_TAG, POOL2, POOL3, EX_POOL, WITH_QUOTA, QUOTA_TAG, TAG_PRIORITY, ZERO = 0, 1, 2, 3, 4, 5, 6, 7
@@ -62,6 +64,18 @@ def write(k, where, at=0, value=0x41):
 def free_bad(kind, k=0, offset=0, routine=0):
     """kind: 0 NULL, 1 stack, 2 static, 3 C heap, 4 inside the k-th block."""
     return [FREE_BAD, kind | k << 3, routine] + list(offset.to_bytes(2, 'little'))
+
+
+def lal_init(where, kind, size_idx, depth_idx=0, flags_idx=0, type_sel=0, tag=TAG_XTAG):
+    """where: 0, 1 static handles, 2 a handle at the start of a live block. size_idx: 0, 4, 8, 16, 40, 0xFE0,
+    0x2000, SIZE_MAX. depth_idx: 0 (256), 1, 2, 300. flags_idx: NPaged/Paged 0, NX, raise, NX|raise|quota-fail;
+    Ex 0, raise on failure, fail without raising, both, unknown."""
+    return [LAL_INIT, where | kind << 2, size_idx | depth_idx << 3 | flags_idx << 5, type_sel, tag]
+
+
+def lal_free(where, entry, k=0):
+    """entry: 0 one the list holds, 1 a live block no list holds, 2 a freed block, 3 a bad address."""
+    return [LAL_FREE, where, entry | k << 2] + ([0, 0] if entry == 3 else [])
 
 
 SEEDS = {
@@ -130,6 +144,17 @@ SEEDS = {
     + write(0, 3, 1) + free(0) + free(0) + write(0, 0, 3) + free(0) + [VALIDATE] + free_bad(4, 0, 8),
     'guards-off': options(no_guards=True) + alloc(WITH_TAG, NONPAGED, ('small', 40)) + write(0, 2, 1) + write(0, 3, 1)
     + free(0) + write(0, 0, 2) + [VALIDATE],
+    'lookaside': options() + lal_init(0, NPAGED_LIST, 4, depth_idx=2) + [LAL_ALLOC, 0, LAL_ALLOC, 0, LAL_ALLOC, 0]
+    + lal_free(0, 1, 0) + lal_free(0, 1, 0) + lal_free(0, 1, 0) + lal_free(0, 0) + [LAL_ALLOC, 0, LAL_FLUSH_DELETE, 0]
+    + [LAL_FLUSH_DELETE, 0x40, LAL_ALLOC, 0, INSPECT],
+    'lookaside-in-block': options() + alloc(WITH_TAG, NONPAGED, ('small', 64)) + lal_init(2, EX_LIST, 3, 0, 1, PAGED)
+    + [LAL_ALLOC, 2] + lal_free(2, 1, 1) + free(0) + [LAL_FLUSH_DELETE, 2 | 0x40] + free(0) + [LAL_ALLOC, 2],
+    'lookaside-misuse': options() + lal_init(1, PAGED_LIST, 1) + lal_init(1, PAGED_LIST, 4)
+    + lal_init(0, EX_LIST, 4, type_sel=MUST_SUCCEED) + lal_init(0, EX_LIST, 4, flags_idx=3) + [RAISE, 2, 0]
+    + [LAL_ALLOC, 1] + lal_free(1, 3) + [LOWER, 0] + lal_free(1, 3) + lal_free(1, 2)
+    + [LAL_FLUSH_DELETE, 1 | 0x40, LAL_ALLOC, 1, LAL_FLUSH_DELETE, 1 | 0x40],
+    'lookaside-debug-retail': [1, 7 | 7 << 3, 2 | 32] + lal_init(0, NPAGED_LIST, 4) + [LAL_ALLOC, 0] + lal_free(0, 1, 0)
+    + [LAL_ALLOC, 0] + [LAL_FLUSH_DELETE, 0x40],
 }
 
 
