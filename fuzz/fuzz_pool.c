@@ -555,6 +555,18 @@ static void check_stats(void)
           poolsim_thread_locks(NULL, 0), M.nheld);
     CHECK(poolsim_thread_critical_regions() == M.critical, "critical regions %u, the model says %u",
           poolsim_thread_critical_regions(), M.critical);
+    /* The lock words (docs/semantics.md): held, the owner's block with bit 0 set and the kind bits;
+     * free, 0, 2 (last used queued) or 4 (last used as an ordinary lock). */
+    for (unsigned i = 0; i < NLOCKS; i++) {
+        uintptr_t w = g_locks[i], want = (M.lock_held[i] ? 1u : 0u) | M.lock_kinds[i];
+        CHECK((M.lock_held[i] ? w & 7u : w) == want && (!M.lock_held[i] || w > 7u),
+              "spin lock %u's word is 0x%llx; the model says %s, kind bits 0x%x", i, (unsigned long long)w,
+              M.lock_held[i] ? "held" : "free", M.lock_kinds[i]);
+    }
+    for (unsigned i = 0; i < NMUTEX; i++)
+        CHECK(M.mutex_held[i] ? ((uintptr_t)g_mutex[i].owner & 1u) != 0 : g_mutex[i].owner == NULL,
+              "fast mutex %u's owner is %p; the model says %s", i, g_mutex[i].owner,
+              M.mutex_held[i] ? "held" : "free");
     poolsim_irql_event ev;
     if (M.hist) {
         CHECK(poolsim_thread_history(&ev, 1) == 1, "no IRQL history after %u transitions", M.hist);
