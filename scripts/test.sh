@@ -6,9 +6,10 @@
 # clang with warnings as errors, clang with ASan+UBSan, clang with ThreadSanitizer on every test but those
 # labelled "notsan", the freestanding check of the core, the sample
 # driver built as a .sys with and without poolsim and checked (scripts/check-driver.sh), a consumer
-# project built against an install (CMake package and pkg-config), and the mingw-w64 cross build whose
-# tests run under Wine with a cmocka built from Debian's source, and last every test under Valgrind's memcheck
-# (scripts/valgrind.sh). It stops at the first failure and ends
+# project built against an install (CMake package and pkg-config), the libFuzzer harness against its model for
+# FUZZ_SECONDS (default 60; scripts/fuzz.sh), the mingw-w64 cross build whose tests run under Wine with a
+# cmocka built from Debian's source, and last every test under Valgrind's memcheck (scripts/valgrind.sh).
+# It stops at the first failure and ends
 # with one line: "poolsim: N passed, 0 failed". --quick runs the gcc stage only; --no-windows skips Wine.
 set -Eeuo pipefail
 
@@ -100,6 +101,16 @@ if [ $quick -eq 0 ]; then
     gcc tests/consumer/main.c $pc_flags -o build/consumer/poolsim_consumer_pc
     build/consumer/poolsim_consumer_pc
     summary+=("$(printf '%-13s %10s  %4ds' consumer ok $((SECONDS - start)))")
+
+    # The libFuzzer harness against its model (docs/fuzzing.md): the seeds, then FUZZ_SECONDS (default 60) of
+    # fuzzing with one process. A longer campaign: ./scripts/fuzz.sh SECONDS [WORKERS].
+    stage=fuzz
+    start=$SECONDS
+    printf '\n== fuzz: fuzz_pool against its model (build/fuzz) ==\n'
+    ./scripts/fuzz.sh "${FUZZ_SECONDS:-60}" 1 2>&1 | tee build/fuzz.log
+    execs=$(sed -nE 's/^fuzz\.sh: ([0-9]+) executions.*/\1/p' build/fuzz.log)
+    [ -n "$execs" ] || { echo "test.sh: no execution count in build/fuzz.log" >&2; false; }
+    summary+=("$(printf '%-13s %10s  %4ds  (%s executions)' fuzz ok $((SECONDS - start)) "$execs")")
 
     if [ $windows -eq 1 ]; then
         stage=windows

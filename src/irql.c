@@ -659,7 +659,7 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
     if (PSIM_LIKELY(h && !h->nest && cur == IRQL_APC)) {
         psim_ptr_release(owner, NULL);
         held_drop(t, i);
-        hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql, rt, mutex, file, line);
+        hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql <= cur ? old_irql : cur, rt, mutex, file, line);
         irql_restore(t, old_irql);
         return;
     }
@@ -683,11 +683,13 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
         hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, cur, rt, mutex, file, line);
         return;
     }
-    hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql <= cur ? old_irql : cur, rt, mutex, file, line);
     if (h->nest) {
+        /* The release of a reported recursive acquire: the IRQL stays, and the history says so. */
+        hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, cur, rt, mutex, file, line);
         h->nest--;
         return;
     }
+    hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql <= cur ? old_irql : cur, rt, mutex, file, line);
     psim_ptr_release(owner, NULL);
     held_drop(t, i);
     irql_restore(t, old_irql);

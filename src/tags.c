@@ -69,10 +69,11 @@ const psim_tagent *poolsim__tag_find(const psim *ps, uint32_t tag)
 
 psim_tagent *poolsim__tag_get(psim *ps, uint32_t tag)
 {
+    /* Masked first: the tag 0xFFFFFFFF is PROTECTED_POOL | 0x7FFFFFFF, not the overflow row. */
+    tag &= ~PSIM_PROTECTED_POOL;
     const psim_tagent *found = poolsim__tag_find(ps, tag);
     if (PSIM_LIKELY(found != NULL))
         return (psim_tagent *)(uintptr_t)found;
-    tag &= ~PSIM_PROTECTED_POOL;
     psim_tagent *e = &ps->tags[POOLSIM_TAG_CAPACITY];
     poolsim__prim_lock_acquire(&ps->site_lock);
     for (uint32_t i = hash32(tag), n = 0; n < POOLSIM_TAG_CAPACITY; i++, n++) {

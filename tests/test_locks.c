@@ -453,6 +453,7 @@ static void test_locks_fast_mutex(void **state)
 {
     FAST_MUTEX m;
     KIRQL old;
+    poolsim_irql_event ev;
     thread th;
     mutex_ctx c;
     (void)state;
@@ -478,6 +479,14 @@ static void test_locks_fast_mutex(void **state)
     assert_params(DISPATCH_LEVEL, (uintptr_t)&m, 0);
     assert_string_equal(last()->site.routine, "ExAcquireFastMutex");
     assert_null(m.Owner);
+    /* Taken anyway, with DISPATCH_LEVEL as its OldIrql: released at APC_LEVEL, the IRQL stays there, and
+     * so says the history (found by fuzz_pool). */
+    expect_bugcheck_continue(0xC4, 0x33, ExAcquireFastMutex(&m));
+    KeLowerIrql(APC_LEVEL);
+    expect_no_bugcheck(ExReleaseFastMutex(&m));
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    assert_int_equal(poolsim_thread_history(&ev, 1), 1);
+    assert_int_equal(ev.to, APC_LEVEL);
     KeLowerIrql(old);
     /* C4/0x34 (IRQL, APC-disable count, mutex) when released not at APC_LEVEL. */
     ExAcquireFastMutex(&m);
@@ -496,6 +505,11 @@ static void test_locks_fast_mutex(void **state)
     expect_no_bugcheck(ExReleaseFastMutex(&m));
     assert_non_null(m.Owner);
     assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    /* The history says what happened: the nested release left the IRQL at APC_LEVEL (found by fuzz_pool). */
+    assert_int_equal(poolsim_thread_history(&ev, 1), 1);
+    assert_int_equal(ev.kind, POOLSIM_IRQL_EV_RELEASE);
+    assert_int_equal(ev.from, APC_LEVEL);
+    assert_int_equal(ev.to, APC_LEVEL);
     ExReleaseFastMutex(&m);
     assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
     /* Released while nobody holds it: C4/0x1007 (mutex, 0, 0). */

@@ -273,6 +273,31 @@ static void test_tags_protected_masked(void **state)
     check_counters(&u.nonpaged, 3, 3, 0, 96, 0);
 }
 
+/* The tag 0xFFFFFFFF is PROTECTED_POOL | 0x7FFFFFFF: it is counted in the row 0x7FFFFFFF, like any
+ * protected tag, not in the overflow row that poolsim_tag_usage(0xFFFFFFFF) reads (found by fuzz_pool).
+ * The retail family has no tag check, so such an allocation succeeds. */
+static void test_tags_protected_all_ones(void **state)
+{
+    poolsim_options o = poolsim_cmocka_default_options();
+    poolsim_tag_usage_t u;
+    poolsim_stats s;
+    void *p;
+    (void)state;
+    o.family = POOLSIM_FAMILY_RETAIL;
+    poolsim_cmocka_reinit(&o);
+    p = alloc(NONPAGED, 40, 0xFFFFFFFFu);
+    assert_non_null(p);
+    u = usage(0x7FFFFFFFu);
+    assert_int_equal(u.tag, 0x7FFFFFFFu);
+    check_counters(&u.nonpaged, 1, 0, 40, 40, 0);
+    assert_false(poolsim_tag_usage(0xFFFFFFFFu, &u)); /* no tag overflowed */
+    poolsim_get_stats(&s);
+    assert_int_equal(s.tags, 1);
+    expect_no_bugcheck(release(p, 0xFFFFFFFFu));
+    u = usage(0x7FFFFFFFu);
+    check_counters(&u.nonpaged, 1, 1, 0, 40, 0);
+}
+
 /* ---- The overflow row ------------------------------------------------------------------------ */
 
 #define MANY_TAGS (TAG_LIMIT + 32u)
@@ -503,6 +528,7 @@ int main(void)
         T(test_tags_failed_at_limit), T(test_tags_protected_masked),
         T(test_tags_overflow_row),    T(test_tags_sites),
         T(test_tags_sites_off),       T(test_tags_new_tags_while_stats_read),
+        T(test_tags_protected_all_ones),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
