@@ -46,6 +46,15 @@ int memcmp(const void *, const void *, size_t);
 #define PSIM_UNLIKELY(x) (x)
 #endif
 
+/* Starts a member on a cache line of its own (64 bytes on every target poolsim has). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PSIM_LINE_ALIGNED __attribute__((aligned(64)))
+#elif defined(_MSC_VER)
+#define PSIM_LINE_ALIGNED __declspec(align(64))
+#else
+#define PSIM_LINE_ALIGNED
+#endif
+
 #define PSIM_STATIC_ASSERT(cond, name) typedef char psim_static_assert_##name[(cond) ? 1 : -1]
 #define PSIM_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -214,6 +223,7 @@ typedef struct psim_shard {
         int line;
         uint32_t tag, idx;
     } site_cache[2];
+    struct psim_tagent *tag_cache; /* the tag entry this shard counted last */
     psim_page *partial[2][2][PSIM_CLASSES]; /* [pool][cache-aligned][class]: pages with a free slot */
     psim_page *runs[2][PSIM_RUN_LISTS];     /* [pool][length]: free page runs */
     psim_chunk *cur[2];                     /* [pool]: chunk being carved */
@@ -235,15 +245,16 @@ typedef struct psim_site_counts {
     uint64_t pad_[2];
 } psim_site_counts;
 
+/* Meta memory is line-aligned (POOLSIM__META_ALIGN), so each shard's counters in a site or a tag entry
+ * have a cache line to themselves. */
 typedef struct psim_site {
     const char *file;
     const char *routine;
     int32_t line;
     uint32_t tag; /* PROTECTED_POOL masked */
-    uint64_t pad_[6];
     /* Written under each shard's lock (relaxed stores), summed by readers: two
      * threads allocating at one site do not bounce one line between them. */
-    psim_site_counts c[POOLSIM_SHARDS];
+    PSIM_LINE_ALIGNED psim_site_counts c[POOLSIM_SHARDS];
 } psim_site;
 
 /* One shard's share of a tag's counters, written under that shard's lock
@@ -257,9 +268,11 @@ typedef struct psim_tagent {
     uint32_t tag;
     uint32_t used;                      /* 0 = empty slot; published last */
     uint64_t peak[2];                   /* atomic: highest total bytes seen, per pool */
-    uint64_t failed[2];                 /* atomic */
-    psim_counters c[POOLSIM_SHARDS][2]; /* [shard][pool] */
+    uint64_t failed[2];                                   /* atomic */
+    PSIM_LINE_ALIGNED psim_counters c[POOLSIM_SHARDS][2]; /* [shard][pool]: a line per shard */
 } psim_tagent;
+PSIM_STATIC_ASSERT(sizeof(psim_site_counts) == 64 && sizeof(psim_counters) * 2 == 64 && POOLSIM__META_ALIGN >= 64,
+                   counters_fill_a_line);
 
 #ifndef POOLSIM_TAG_CAPACITY
 #define POOLSIM_TAG_CAPACITY 1024u /* distinct tags counted one by one; the rest in one overflow row */

@@ -289,11 +289,20 @@ void poolsim__totals(const psim *ps, uint64_t *allocs, uint64_t *frees, uint64_t
  * that is exact; when several threads allocate one tag, a total that peaks
  * while no shard sets a record of its own can be missed (docs/semantics.md).
  */
+/* The tag's entry through the shard's one-entry cache; the shard's lock is held. */
+static psim_tagent *tag_cached(psim *ps, psim_shard *sh, uint32_t tag)
+{
+    psim_tagent *e = sh->tag_cache;
+    if (PSIM_LIKELY(e && e->tag == (tag & ~PSIM_PROTECTED_POOL)))
+        return e;
+    return sh->tag_cache = poolsim__tag_get(ps, tag);
+}
+
 void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
 {
-    psim_tagent *e = poolsim__tag_get(ps, tag);
-    psim_counters *c = &e->c[shard][pool];
     psim_shard *sh = &ps->shards[shard];
+    psim_tagent *e = tag_cached(ps, sh, tag);
+    psim_counters *c = &e->c[shard][pool];
     bump(&c->allocs, 1);
     bump(&c->bytes, n);
     if (c->bytes > c->peak) {
@@ -320,8 +329,8 @@ void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool,
 
 void poolsim__count_free(psim *ps, unsigned shard, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
 {
-    psim_counters *c = &poolsim__tag_get(ps, tag)->c[shard][pool];
     psim_shard *sh = &ps->shards[shard];
+    psim_counters *c = &tag_cached(ps, sh, tag)->c[shard][pool];
     bump(&c->frees, 1);
     psim_relaxed_store(&c->bytes, c->bytes - n);
     if (site) {

@@ -247,9 +247,11 @@ static psim_page *slab_new(psim *ps, unsigned shard, unsigned pool, uint16_t slo
     return pg;
 }
 
+/* Fibonacci hashing, top bits: consecutive thread ids (Linux) and ids four
+ * apart (Windows) always land in different shards. */
 unsigned poolsim__shard_of_thread(uint32_t thread)
 {
-    return (unsigned)((thread * 0x9E3779B1u) >> 16) & (POOLSIM_SHARDS - 1);
+    return (unsigned)(((uint64_t)(uint32_t)(thread * 0x9E3779B1u) * POOLSIM_SHARDS) >> 32);
 }
 
 void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, bool whole_pages,

@@ -897,6 +897,48 @@ static void test_pool_threads(void **state)
     assert_int_equal(poolsim_validate(), 0);
 }
 
+/* Threads are spread over shards by id: consecutive ids (Linux numbers threads one by one) and ids four apart
+ * (Windows) never share a shard, so two threads started together never take one lock (the first hash, bits
+ * 16-18 of id * 0x9E3779B1, put about half of all id pairs t, t + 1 in one shard). */
+static void test_pool_shards_spread(void **state)
+{
+    unsigned seen[POOLSIM_SHARDS] = {0};
+    (void)state;
+    for (uint32_t t = 1; t < 200000; t++) {
+        assert_int_not_equal(poolsim__shard_of_thread(t), poolsim__shard_of_thread(t + 1));
+        assert_int_not_equal(poolsim__shard_of_thread(4 * t), poolsim__shard_of_thread(4 * t + 4));
+        assert_true(poolsim__shard_of_thread(t) < POOLSIM_SHARDS);
+        seen[poolsim__shard_of_thread(t)]++;
+    }
+    for (unsigned i = 0; i < POOLSIM_SHARDS; i++) { /* and evenly: each within 1 % of its share */
+        assert_true(seen[i] > 199999u / POOLSIM_SHARDS * 99 / 100);
+        assert_true(seen[i] < 199999u / POOLSIM_SHARDS * 101 / 100);
+    }
+}
+
+/* Each shard's share of a tag's and of a site's counters has a cache line of its own, so two threads
+ * counting one tag or one site never write the same line (they did: the rows sat 40 and 72 bytes into
+ * 16-aligned memory, two shards to a line, and threads2 +sites ran at 0.3x the one-thread rate). */
+static void test_pool_counters_own_lines(void **state)
+{
+    const psim *ps = poolsim__g;
+    void *p;
+    (void)state;
+    p = ALLOC(0, 64, TAG4('L', 'i', 'n', 'e'));
+    assert_non_null(p);
+    {
+        const psim_tagent *e = poolsim__tag_find(ps, TAG4('L', 'i', 'n', 'e'));
+        const psim_site *site = poolsim__site_at(ps, 1);
+        assert_non_null(e);
+        assert_non_null(site);
+        for (unsigned i = 0; i < POOLSIM_SHARDS; i++) {
+            assert_int_equal((uintptr_t)&e->c[i][0] % 64, 0);
+            assert_int_equal((uintptr_t)&site->c[i] % 64, 0);
+        }
+    }
+    FREE(p, TAG4('L', 'i', 'n', 'e'));
+}
+
 /* ---- Statistics
  * ------------------------------------------------------------------------------------------------ */
 
@@ -992,6 +1034,8 @@ int main(void)
         T(test_pool_validate_counts),
         T(test_pool_validate_quarantine),
         T(test_pool_threads),
+        T(test_pool_shards_spread),
+        T(test_pool_counters_own_lines),
         T(test_pool_stats_exact),
     };
 #undef T

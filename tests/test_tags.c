@@ -273,6 +273,35 @@ static void test_tags_protected_masked(void **state)
     check_counters(&u.nonpaged, 3, 3, 0, 96, 0);
 }
 
+/* Each shard remembers the tag entry it counted last: allocations and frees that alternate between tags,
+ * with and without PROTECTED_POOL, still land in their own rows. */
+static void test_tags_alternating(void **state)
+{
+    void *p[6];
+    const uint32_t tags[6] = {TAG_X, TAG_F, TAG_X | PROTECTED, TAG_F, TAG_Q, TAG_X};
+    poolsim_tag_usage_t u;
+    (void)state;
+    for (int i = 0; i < 6; i++) {
+        p[i] = alloc(i == 4 ? PAGED : NONPAGED, 16u * (unsigned)(i + 1), tags[i]);
+        assert_non_null(p[i]);
+    }
+    u = usage(TAG_X);
+    check_counters(&u.nonpaged, 3, 0, 16 + 48 + 96, 16 + 48 + 96, 0);
+    u = usage(TAG_F);
+    check_counters(&u.nonpaged, 2, 0, 32 + 64, 32 + 64, 0);
+    u = usage(TAG_Q);
+    check_counters(&u.paged, 1, 0, 80, 80, 0);
+    check_counters(&u.nonpaged, 0, 0, 0, 0, 0);
+    for (int i = 5; i >= 0; i--)
+        expect_no_bugcheck(release(p[i], tags[i]));
+    u = usage(TAG_X);
+    check_counters(&u.nonpaged, 3, 3, 0, 16 + 48 + 96, 0);
+    u = usage(TAG_F);
+    check_counters(&u.nonpaged, 2, 2, 0, 32 + 64, 0);
+    u = usage(TAG_Q);
+    check_counters(&u.paged, 1, 1, 0, 80, 0);
+}
+
 /* The tag 0xFFFFFFFF is PROTECTED_POOL | 0x7FFFFFFF: it is counted in the row 0x7FFFFFFF, like any
  * protected tag, not in the overflow row that poolsim_tag_usage(0xFFFFFFFF) reads (found by fuzz_pool).
  * The retail family has no tag check, so such an allocation succeeds. */
@@ -528,7 +557,7 @@ int main(void)
         T(test_tags_failed_at_limit), T(test_tags_protected_masked),
         T(test_tags_overflow_row),    T(test_tags_sites),
         T(test_tags_sites_off),       T(test_tags_new_tags_while_stats_read),
-        T(test_tags_protected_all_ones),
+        T(test_tags_protected_all_ones), T(test_tags_alternating),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
