@@ -149,22 +149,28 @@ enum psim_state { PSIM_FREE = 0, PSIM_LIVE = 1, PSIM_QUARANTINED = 2, PSIM_RELEA
 #define PSIM_REC_NONCACHED 0x08u /* made by MmAllocateNonCachedMemory */
 #define PSIM_REC_LIST 0x10u      /* holds a lookaside list's struct (C4/0xCC on free) */
 
-/* The out-of-band record of one block: 48 bytes on every target. */
+/* The out-of-band record of one block: 40 bytes on every target. Sizes are
+ * at most PSIM_SIZE_MAX; sequence numbers keep their low 48 bits (they wrap
+ * after 2^48 allocations and frees, as docs/semantics.md says). */
 typedef struct psim_rec {
-    uint64_t size;
-    uint64_t alloc_seq;
-    uint64_t free_seq;
+    uint64_t size : 48;
+    uint64_t pool_type : 10; /* POOL_TYPE without the OR-able request bits (at most 0x225) */
+    uint64_t alloc_rt : 6;   /* poolsim_routine */
+    uint64_t alloc_seq : 48;
+    uint64_t next_free : 16; /* slot free list */
+    uint64_t free_seq : 48;
+    uint64_t state : 2; /* enum psim_state */
+    uint64_t flags : 8; /* PSIM_REC_* */
+    uint64_t free_rt : 6;
     uint32_t alloc_site; /* site table index; 0 = not recorded */
     uint32_t free_site;
     uint32_t tag;
     uint32_t thread;
-    uint16_t pool_type; /* POOL_TYPE without the OR-able request bits */
-    uint8_t state;      /* enum psim_state */
-    uint8_t flags;      /* PSIM_REC_* */
-    uint16_t next_free; /* slot free list */
-    uint8_t alloc_rt;   /* poolsim_routine */
-    uint8_t free_rt;
 } psim_rec;
+PSIM_STATIC_ASSERT(sizeof(psim_rec) == 40, record_is_40_bytes);
+PSIM_STATIC_ASSERT(POOLSIM_RT_COUNT <= 64, routines_fit_in_6_bits);
+/* The largest request poolsim tries: larger ones fail like any request no memory can meet. */
+#define PSIM_SIZE_MAX (sizeof(void *) == 8 ? (1ull << 47) - 1 : (uint64_t)(SIZE_MAX / 2))
 
 enum psim_page_kind {
     PSIM_PG_UNUSED = 0,

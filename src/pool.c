@@ -247,7 +247,7 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
 
     /* The pool limit: reserve the bytes first, so threads cannot overshoot it. */
     uint64_t limit = q.pool ? ps->opt.paged_limit : ps->opt.nonpaged_limit;
-    if ((uint64_t)n > (uint64_t)(SIZE_MAX / 2) || (limit && (uint64_t)n > limit))
+    if ((uint64_t)n > PSIM_SIZE_MAX || (limit && (uint64_t)n > limit))
         return alloc_failed(ps, &q, tag, raise_status);
     uint64_t in_use = psim_atomic_add(&ps->tot.bytes[q.pool], n);
     if (limit && in_use > limit) {
@@ -268,20 +268,19 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     uint32_t site = poolsim__site_cached(ps, poolsim__shard(ps, w.page), file, line, rt, tag);
     psim_rec *r = w.rec;
     r->size = n;
+    r->pool_type = q.pool_type;
+    r->alloc_rt = (unsigned)rt;
     r->alloc_seq = psim_atomic_add(&ps->seq, 1);
     r->free_seq = 0;
+    r->state = PSIM_LIVE;
+    /* §2.4: no quota is charged for blocks of a page or more. */
+    r->flags = (q.quota && n < PSIM_PAGE ? PSIM_REC_QUOTA : 0) | (q.cache ? PSIM_REC_CACHE : 0) |
+               (rtf & RT_MM_CONTIG ? PSIM_REC_CONTIG : 0) | (rtf & RT_MM_NONCACHED ? PSIM_REC_NONCACHED : 0);
+    r->free_rt = 0;
     r->alloc_site = site;
     r->free_site = 0;
     r->tag = tag;
     r->thread = poolsim__prim_thread_id();
-    r->pool_type = (uint16_t)q.pool_type;
-    r->state = PSIM_LIVE;
-    /* §2.4: no quota is charged for blocks of a page or more. */
-    r->flags = (uint8_t)((q.quota && n < PSIM_PAGE ? PSIM_REC_QUOTA : 0) | (q.cache ? PSIM_REC_CACHE : 0) |
-                         (rtf & RT_MM_CONTIG ? PSIM_REC_CONTIG : 0) |
-                         (rtf & RT_MM_NONCACHED ? PSIM_REC_NONCACHED : 0));
-    r->alloc_rt = (uint8_t)rt;
-    r->free_rt = 0;
     poolsim__guard_arm(ps, &w, r);
     poolsim__count_alloc(ps, w.page->shard, tag, q.pool, site, n);
     poolsim__unlock(ps, w.page);

@@ -778,7 +778,7 @@ static void test_badinput_alloc_sizes_no_limit(void **state)
 {
     poolsim_options o = poolsim_cmocka_default_options();
     const size_t page = PAGE_SIZE;
-    size_t sizes[12];
+    size_t sizes[14];
     size_t n = 0;
     poolsim_stats start, end;
     uint64_t calls = 0;
@@ -797,6 +797,9 @@ static void test_badinput_alloc_sizes_no_limit(void **state)
         /* More than 0x7FFFFFFF pages: refused before any mapping is tried. */
         sizes[n++] = (size_t)((uint64_t)0x7FFFFFFF * PAGE_SIZE);
         sizes[n++] = (size_t)((uint64_t)1 << 50);
+        /* The record keeps 48 bits of size: 2^48 + 64 must not come back as a 64-byte block. */
+        sizes[n++] = (size_t)(((uint64_t)1 << 48) + 64);
+        sizes[n++] = (size_t)((uint64_t)1 << 47); /* the first size above PSIM_SIZE_MAX */
         sizes[n++] = SIZE_MAX / 4 + 1;
     }
     start = stats_now();

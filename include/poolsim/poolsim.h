@@ -304,7 +304,7 @@ typedef struct poolsim_block_info {
     bool quota_charged;
     uint32_t thread; /* allocating thread */
     poolsim_site alloc_site;
-    uint64_t alloc_seq;     /* 1 for the instance's first allocation */
+    uint64_t alloc_seq;     /* 1 for the instance's first allocation; kept modulo 2^48 */
     poolsim_site free_site; /* valid when state != LIVE */
     uint64_t free_seq;
 } poolsim_block_info;
