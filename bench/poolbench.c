@@ -2,7 +2,7 @@
 /*
  * poolbench.c — prices poolsim's features against the plain allocator,
  * measured in the same run: named workloads (--list), modes that switch one
- * feature on at a time, fixed seeds, best of --runs, a table and JSON / TSV,
+ * feature on at a time, fixed seeds, best of --runs (in rounds over the modes), a table and JSON / TSV,
  * and the targets issue #7 sets, each with PASS or MISS.
  *
  * The allocation workloads run these modes, each with one more feature than
@@ -682,17 +682,6 @@ static bool run_isolated(const workload *w, const mode *m, result *r)
     return run_once(w, m, r);
 }
 
-static bool run_mode(const workload *w, const mode *m, int runs, result *best)
-{
-    runs = w->max_runs && w->max_runs < runs ? w->max_runs : runs;
-    for (int i = 0; i < runs; i++) {
-        result r;
-        if (!run_isolated(w, m, &r))
-            return false;
-        result_merge(best, &r, i == 0);
-    }
-    return true;
-}
 
 /* ---- Output ---------------------------------------------------------------------- */
 
@@ -1036,20 +1025,31 @@ int main(int argc, char **argv)
         const workload *w = &workloads[k];
         if ((any && !selected[k]) || (max_live && live_of(w) > max_live && w->live))
             continue;
-        double base = 0;
-        for (size_t m = 0; m < w->nmodes; m++) {
-            const mode *md = &w->modes[m];
-            cell *c = &g_cells[k][m];
-            if ((m > 0 && only_mode && strcmp(only_mode, md->name)) || !mode_available(md))
-                continue; /* the baseline (the first mode) always runs */
-            if (!run_mode(w, md, runs, &c->r)) {
-                fprintf(stderr, "poolbench: %s/%s failed\n", w->name, md->name);
-                return 1;
+        /* Rounds: every mode once per round, so a drift of the machine's speed during the workload
+         * reaches every mode alike, and each mode keeps its best round. */
+        int rounds = w->max_runs && w->max_runs < runs ? w->max_runs : runs;
+        for (int i = 0; i < rounds; i++) {
+            for (size_t m = 0; m < w->nmodes; m++) {
+                const mode *md = &w->modes[m];
+                cell *c = &g_cells[k][m];
+                result r;
+                if ((m > 0 && only_mode && strcmp(only_mode, md->name)) || !mode_available(md))
+                    continue; /* the baseline (the first mode) always runs */
+                if (!run_isolated(w, md, &r)) {
+                    fprintf(stderr, "poolbench: %s/%s failed\n", w->name, md->name);
+                    return 1;
+                }
+                result_merge(&c->r, &r, i == 0);
+                c->have = true;
             }
-            base = m == 0 ? c->r.value : base;
+        }
+        double base = g_cells[k][0].r.value;
+        for (size_t m = 0; m < w->nmodes; m++) {
+            cell *c = &g_cells[k][m];
+            if (!c->have)
+                continue;
             c->ratio = c->r.value / base;
-            c->have = true;
-            print_row(js, tsv, &first, w, md->name, &c->r, c->ratio);
+            print_row(js, tsv, &first, w, w->modes[m].name, &c->r, c->ratio);
         }
         if (g_asan[k] > 0) {
             result a;
