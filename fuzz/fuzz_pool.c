@@ -1801,7 +1801,8 @@ static void op_spin_release(void)
     int i = held_find(lock);
     mheld *h = i >= 0 ? &M.held[i] : NULL;
     if (h && !h->nest && h->kind == hkind &&
-        (from_dpc ? cur >= DPC && rt_at_dpc(h->rt) : cur == DPC && (queued || new_irql == h->old))) {
+        (from_dpc ? cur >= DPC && rt_at_dpc(h->rt)
+                  : cur == DPC && (queued || new_irql == h->old) && new_irql <= cur)) {
         /* The legal release. */
         M.lock_held[li] = false;
         held_drop(i);
@@ -1840,8 +1841,12 @@ static void op_spin_release(void)
             if (!from_dpc && !queued && new_irql != h->old) {
                 if (!reported)
                     x_rule(0x20015, rule_irql_release, lock, name, line);
+                reported = true;
                 restore = h->old;
             }
+            if (!from_dpc && !reported && restore > cur) /* a lower to a higher level: the IRQL stays */
+                M.opt.family == POOLSIM_FAMILY_RETAIL ? x_irql(0x0A, cur, restore, 0, 0, name, line)
+                                                      : x_irql(0xC4, 0x31, cur, restore, 0, name, line);
             M.lock_held[li] = false;
             held_drop(i);
         }

@@ -479,8 +479,9 @@ static PSIM_ALWAYS_INLINE void spin_release_fast(psim_thread *t, uintptr_t *lock
     if (PSIM_LIKELY(i >= 0)) {
         const psim_held *h = &t->held[i];
         if (PSIM_LIKELY(!h->nest && h->kind == (queued ? PSIM_LK_QUEUED : PSIM_LK_SPIN) &&
-                        (from_dpc ? cur >= IRQL_DPC && (rt_flags[h->routine] & RF_AT_DPC)
-                                  : cur == IRQL_DPC && (queued || new_irql == h->old_irql)))) {
+                        (from_dpc
+                             ? cur >= IRQL_DPC && (rt_flags[h->routine] & RF_AT_DPC)
+                             : cur == IRQL_DPC && (queued || new_irql == h->old_irql) && new_irql <= cur))) {
             unsigned to = from_dpc ? cur : new_irql;
             psim_word_release(lock, queued ? LW_QUEUED : LW_ORDINARY);
             held_drop(t, i);
@@ -583,7 +584,14 @@ static SLOW void spin_release_slow(psim_thread *t, uintptr_t *lock, uint8_t new_
          * acquire's OldIrql. */
         if (!reported)
             report(rt, file, line, 0xC4, 0x20015, (uintptr_t)rule_irql_release, (uintptr_t)lock, 0);
+        reported = true;
         restore = h->old_irql;
+    }
+    if (h && !from_dpc && !reported && restore > cur) {
+        /* §4.2: the release lowers to NewIrql, and that is above the current IRQL (the acquire was above
+         * DISPATCH_LEVEL, reported, and the caller lowered since): KeLowerIrql's bad lower. The IRQL stays.
+         */
+        bad_lower(rt, file, line, cur, restore);
     }
     psim_word_release(lock, psim_word_load(lock) & LW_KINDS);
     held_drop(t, i);

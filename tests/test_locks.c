@@ -219,6 +219,51 @@ static void test_locks_release_not_at_dispatch(void **state)
     assert_int_equal(locks_held(), 0);
 }
 
+/* An acquire above DISPATCH_LEVEL, reported and let through, saves that IRQL as OldIrql. After the caller
+ * lowers to DISPATCH_LEVEL, the release's "lower to OldIrql" would be a raise: it is KeLowerIrql's bad
+ * lower, C4/0x31 (current, requested, 0) [retail 0xA (current, requested, 0, 0)], and the IRQL stays
+ * (fuzz_pool found the release raising the IRQL silently). */
+static void test_locks_release_to_higher_irql(void **state)
+{
+    KSPIN_LOCK lock, qlock; /* a lock is used queued or ordinary, never both */
+    KIRQL old, saved = 0;
+    KLOCK_QUEUE_HANDLE h;
+    (void)state;
+    KeInitializeSpinLock(&lock);
+    KeInitializeSpinLock(&qlock);
+    KeRaiseIrql(HIGH_LEVEL, &old);
+    expect_bugcheck_continue(0xC4, 0x42, KeAcquireSpinLock(&lock, &saved));
+    assert_int_equal(saved, HIGH_LEVEL);
+    KeLowerIrql(DISPATCH_LEVEL);
+    expect_bugcheck_continue(0xC4, 0x31, KeReleaseSpinLock(&lock, saved));
+    assert_params(DISPATCH_LEVEL, HIGH_LEVEL, 0);
+    assert_string_equal(last()->site.routine, "KeReleaseSpinLock");
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    assert_int_equal(locks_held(), 0);
+    /* In-stack queued: the handle holds OldIrql. */
+    KeRaiseIrql(HIGH_LEVEL, &saved);
+    expect_bugcheck_continue(0xC4, 0x42, KeAcquireInStackQueuedSpinLock(&qlock, &h));
+    KeLowerIrql(DISPATCH_LEVEL);
+    expect_bugcheck_continue(0xC4, 0x31, KeReleaseInStackQueuedSpinLock(&h));
+    assert_params(DISPATCH_LEVEL, HIGH_LEVEL, 0);
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    assert_int_equal(locks_held(), 0);
+    KeLowerIrql(old);
+    /* The legal twins: released to the OldIrql they were taken at. */
+    expect_no_bugcheck(KeAcquireSpinLock(&lock, &saved); KeReleaseSpinLock(&lock, saved));
+    expect_no_bugcheck(KeAcquireInStackQueuedSpinLock(&qlock, &h); KeReleaseInStackQueuedSpinLock(&h));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    /* Retail: 0xA. */
+    use_family(POOLSIM_FAMILY_RETAIL);
+    KeRaiseIrql(HIGH_LEVEL, &old);
+    expect_bugcheck_continue(0x09, HIGH_LEVEL, KeAcquireSpinLock(&lock, &saved));
+    KeLowerIrql(DISPATCH_LEVEL);
+    expect_bugcheck_continue(0x0A, DISPATCH_LEVEL, KeReleaseSpinLock(&lock, saved));
+    assert_params(HIGH_LEVEL, 0, 0);
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    KeLowerIrql(old);
+}
+
 typedef struct recursion_ctx {
     KSPIN_LOCK *lock;
     int done;
@@ -663,6 +708,7 @@ int main(void)
         T(test_locks_recursive_acquire),
         T(test_locks_release_not_held),
         T(test_locks_new_irql_mismatch),
+        T(test_locks_release_to_higher_irql),
         T(test_locks_mismatched_release_routine),
         T(test_locks_queued),
         T(test_locks_queued_and_ordinary_mixed),
