@@ -588,9 +588,8 @@ static SLOW void spin_release_slow(psim_thread *t, uintptr_t *lock, uint8_t new_
         restore = h->old_irql;
     }
     if (h && !from_dpc && !reported && restore > cur) {
-        /* §4.2: the release lowers to NewIrql, and that is above the current IRQL (the acquire was above
-         * DISPATCH_LEVEL, reported, and the caller lowered since): KeLowerIrql's bad lower. The IRQL stays.
-         */
+        /* §4.2: the release lowers to NewIrql, which is above the current IRQL (the acquire was above
+         * DISPATCH_LEVEL, reported, and the caller lowered since): a bad lower. The IRQL stays. */
         bad_lower(rt, file, line, cur, restore);
     }
     psim_word_release(lock, psim_word_load(lock) & LW_KINDS);
