@@ -6,8 +6,8 @@
  * each block with its own byte and check it before the free (three free
  * routines), raise to APC_LEVEL and DISPATCH_LEVEL and work there, take spin
  * locks, an in-stack queued spin lock and a fast mutex shared between the
- * threads (each guarding a plain counter), validate, query statistics, look
- * blocks up and print !poolused. Each thread keeps its own tally; a thread's
+ * threads (each guarding a plain counter), validate, query statistics and
+ * sequence numbers, look blocks up and print !poolused. Each thread keeps its own tally; a thread's
  * private tag must match its tally exactly at any moment, the shared counters
  * must equal the sum of the acquisitions, and at the end poolsim's totals and
  * every tag's counters must equal the sums: first with the blocks the threads
@@ -84,6 +84,7 @@ typedef struct worker {
     tally t[NTAGS][2]; /* per tag, per pool */
     long locked[NLOCKS], qlocked, mlocked;
     unsigned long ops, validations, reports, raises;
+    uint64_t last_seq; /* the last poolsim_sequence() this thread saw */
     unsigned fails; /* checks that failed; the first is described in `why` */
     char why[160];
 } worker;
@@ -274,6 +275,23 @@ static void check_find(worker *w)
     CHECK(w, poolsim_valid_access(b->p, b->size));
 }
 
+/* Sequence numbers come from per-shard batches: still, every block this thread allocated before
+ * poolsim_sequence() is numbered at most what it returned, the next one above it, whatever the other
+ * threads do, and the value never goes back. */
+static void check_sequence(worker *w)
+{
+    poolsim_block_info info;
+    uint64_t snap = poolsim_sequence();
+    unsigned n = w->nlive;
+    CHECK(w, snap >= w->last_seq);
+    w->last_seq = snap;
+    for (unsigned i = 0; i < n; i++)
+        CHECK(w, poolsim_find_block(w->live[i].p, &info) && info.alloc_seq <= snap);
+    do_alloc(w, true);
+    if (w->nlive > n)
+        CHECK(w, poolsim_find_block(w->live[n].p, &info) && info.alloc_seq > snap);
+}
+
 /* ---- Locks and IRQL --------------------------------------------------------------------------------- */
 
 static void lock_op(worker *w)
@@ -351,8 +369,10 @@ static void worker_main(void *arg)
             lock_op(w);
         } else if (r < 960) {
             check_private(w);
-        } else if (r < 985) {
+        } else if (r < 975) {
             check_find(w);
+        } else if (r < 985) {
+            check_sequence(w);
         } else if (r < 995) {
             check_stats(w);
         } else if (r < 998) {
