@@ -222,10 +222,6 @@ typedef struct psim_shard {
     uint32_t qcap, qhead, qcount;
     uint64_t qbytes;                         /* caller bytes in this shard's quarantine */
     uint64_t allocs, frees, live, live_peak; /* relaxed stores under the lock */
-    uint64_t bytes[2], bytes_peak[2];        /* [pool]: caller bytes of this shard's live blocks; the same */
-    /* Sequence numbers come in batches of PSIM_SEQ_BATCH from psim.seq: [seq_next, seq_end) are this
-     * shard's, seq_last the last it gave (relaxed stores under the lock, read by poolsim_sequence). */
-    uint64_t seq_next, seq_end, seq_last;
     /* The last call site this shard looked up, for allocations [0] and frees [1]. */
     struct {
         const char *file;
@@ -296,8 +292,7 @@ PSIM_STATIC_ASSERT(sizeof(psim_site_counts) == 64 && sizeof(psim_counters) * 2 =
 /* Instance-wide atomics; the per-operation counts live in the shards. */
 typedef struct psim_totals {
     uint64_t failed, peak_live;
-    uint64_t reserved[2]; /* bytes reserved against a pool limit, while one is set */
-    uint64_t peak_bytes[2];
+    uint64_t bytes[2], peak_bytes[2]; /* bytes are reserved against the pool limits */
     uint64_t sites_dropped, tags_dropped;
 } psim_totals;
 
@@ -360,7 +355,7 @@ typedef struct psim_special {
 typedef struct psim {
     poolsim_options opt;
     uint64_t secret;      /* canary secret */
-    uint64_t seq;         /* atomic: the last sequence number handed to a shard's batch */
+    uint64_t seq;         /* atomic: last sequence number */
     psim_totals tot;      /* atomics */
     uint64_t meta_bytes;  /* atomic */
     uint64_t arena_bytes; /* atomic */
@@ -514,19 +509,6 @@ void poolsim__count_failed(psim *ps, uint32_t tag, unsigned pool);
 void poolsim__tag_counters(const psim_tagent *e, unsigned pool, poolsim_pool_counters *out);
 /* Instance totals summed over the shards. */
 void poolsim__totals(const psim *ps, uint64_t *allocs, uint64_t *frees, uint64_t *live);
-uint64_t poolsim__bytes_in_use(const psim *ps, unsigned pool);
-/* The next sequence number, from the batch of shard sh (its lock held). */
-#define PSIM_SEQ_BATCH 64u
-uint64_t poolsim__seq_refill(psim *ps, psim_shard *sh);
-static inline uint64_t poolsim__seq_next(psim *ps, psim_shard *sh)
-{
-    uint64_t s = PSIM_LIKELY(sh->seq_next != sh->seq_end) ? sh->seq_next : poolsim__seq_refill(ps, sh);
-    sh->seq_next = s + 1;
-    psim_relaxed_store(&sh->seq_last, s);
-    return s;
-}
-/* The last sequence number given (the largest over the shards). */
-uint64_t poolsim__seq_last(const psim *ps);
 void poolsim__atomic_max(uint64_t *p, uint64_t v);
 
 /* fault.c */

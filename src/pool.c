@@ -245,12 +245,13 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     if (poolsim__fault_fires(ps, tag, n, q.pool_type, file, line, rt)) /* §5.4 */
         return alloc_failed(ps, &q, tag, raise_status);
 
-    /* A pool limit: reserve the bytes first, so threads cannot overshoot it. */
+    /* The pool limit: reserve the bytes first, so threads cannot overshoot it. */
     uint64_t limit = q.pool ? ps->opt.paged_limit : ps->opt.nonpaged_limit;
     if ((uint64_t)n > PSIM_SIZE_MAX || (limit && (uint64_t)n > limit))
         return alloc_failed(ps, &q, tag, raise_status);
-    if (limit && psim_atomic_add(&ps->tot.reserved[q.pool], n) > limit) {
-        psim_atomic_sub(&ps->tot.reserved[q.pool], n);
+    uint64_t in_use = psim_atomic_add(&ps->tot.bytes[q.pool], n);
+    if (limit && in_use > limit) {
+        psim_atomic_sub(&ps->tot.bytes[q.pool], n);
         return alloc_failed(ps, &q, tag, raise_status);
     }
 
@@ -261,17 +262,15 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     if (!p)
         p = poolsim__block_alloc(ps, n, q.pool, q.cache, (rtf & RT_MM) != 0, &w);
     if (!p) {
-        if (limit)
-            psim_atomic_sub(&ps->tot.reserved[q.pool], n);
+        psim_atomic_sub(&ps->tot.bytes[q.pool], n);
         return alloc_failed(ps, &q, tag, raise_status);
     }
-    psim_shard *sh = poolsim__shard(ps, w.page);
-    uint32_t site = poolsim__site_cached(ps, sh, file, line, rt, tag);
+    uint32_t site = poolsim__site_cached(ps, poolsim__shard(ps, w.page), file, line, rt, tag);
     psim_rec *r = w.rec;
     r->size = n;
     r->pool_type = q.pool_type;
     r->alloc_rt = (unsigned)rt;
-    r->alloc_seq = poolsim__seq_next(ps, sh);
+    r->alloc_seq = psim_atomic_add(&ps->seq, 1);
     r->free_seq = 0;
     r->state = PSIM_LIVE;
     /* §2.4: no quota is charged for blocks of a page or more. */
@@ -290,6 +289,7 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
         psim_memset(p, 0, n);
     else if (ps->opt.fill_uninit)
         psim_memset(p, (int)ps->opt.uninit_byte, n);
+    poolsim__atomic_max(&ps->tot.peak_bytes[q.pool], in_use);
     return p;
 }
 
@@ -556,11 +556,11 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     }
     uint64_t n = r->size;
     uint32_t rtag = r->tag, site = r->alloc_site;
+    r->free_seq = psim_atomic_add(&ps->seq, 1);
+    r->free_site = poolsim__site_cached(ps, poolsim__shard(ps, w.page), file, line, rt, rtag);
+    r->free_rt = (uint8_t)rt;
     unsigned shard = w.page->shard;
     psim_shard *sh = poolsim__shard(ps, w.page);
-    r->free_seq = poolsim__seq_next(ps, sh);
-    r->free_site = poolsim__site_cached(ps, sh, file, line, rt, rtag);
-    r->free_rt = (uint8_t)rt;
     poolsim__count_free(ps, shard, rtag, pool, site, n);
     /* A special-pool page is its own quarantine: no-access until its slot is reused. */
     if (w.page->kind != PSIM_PG_SPECIAL && quarantine(ps, &w))

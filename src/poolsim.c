@@ -63,7 +63,7 @@ size_t poolsim_shutdown(void)
     poolsim__bc_summary();
     uint64_t allocs, frees, live;
     poolsim__totals(ps, &allocs, &frees, &live);
-    uint64_t paged = poolsim__bytes_in_use(ps, 1), nonpaged = poolsim__bytes_in_use(ps, 0);
+    uint64_t paged = psim_atomic_load(&ps->tot.bytes[1]), nonpaged = psim_atomic_load(&ps->tot.bytes[0]);
     bool report = live && ps->opt.leak_check;
     uint32_t code = ps->opt.leak_code;
     const char *driver = ps->opt.driver_name;
@@ -184,8 +184,8 @@ void poolsim_get_stats(poolsim_stats *out)
     poolsim__totals(ps, &out->allocs, &out->frees, &out->live_blocks);
     out->failed = psim_atomic_load(&ps->tot.failed);
     out->peak_blocks = psim_atomic_load(&ps->tot.peak_live);
-    out->nonpaged_bytes = poolsim__bytes_in_use(ps, 0);
-    out->paged_bytes = poolsim__bytes_in_use(ps, 1);
+    out->nonpaged_bytes = psim_atomic_load(&ps->tot.bytes[0]);
+    out->paged_bytes = psim_atomic_load(&ps->tot.bytes[1]);
     out->peak_nonpaged_bytes = psim_atomic_load(&ps->tot.peak_bytes[0]);
     out->peak_paged_bytes = psim_atomic_load(&ps->tot.peak_bytes[1]);
     out->tags = psim_atomic_load32(&ps->ntags);
@@ -197,22 +197,7 @@ void poolsim_get_stats(poolsim_stats *out)
     out->special_fallback = psim_atomic_load(&ps->special.fallback);
 }
 
-uint64_t poolsim_sequence(void)
-{
-    psim *ps = poolsim__g;
-    if (!ps)
-        return 0;
-    uint64_t last = poolsim__seq_last(ps);
-    /* A shard whose batch is not above `last` starts a new one: every later event is numbered above it. */
-    for (unsigned i = 0; i < POOLSIM_SHARDS; i++) {
-        psim_shard *sh = &ps->shards[i];
-        poolsim__prim_lock_acquire(&sh->lock);
-        if (sh->seq_next <= last)
-            sh->seq_next = sh->seq_end;
-        poolsim__prim_lock_release(&sh->lock);
-    }
-    return last;
-}
+uint64_t poolsim_sequence(void) { return poolsim__g ? psim_atomic_load(&poolsim__g->seq) : 0; }
 
 size_t poolsim_live_since(uint64_t since, poolsim_block_info *out, size_t max)
 {

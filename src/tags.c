@@ -283,40 +283,6 @@ void poolsim__totals(const psim *ps, uint64_t *allocs, uint64_t *frees, uint64_t
     }
 }
 
-uint64_t poolsim__bytes_in_use(const psim *ps, unsigned pool)
-{
-    uint64_t n = 0;
-    for (unsigned i = 0; i < POOLSIM_SHARDS; i++)
-        n += psim_relaxed_load(&ps->shards[i].bytes[pool]);
-    return n;
-}
-
-/* ---- Sequence numbers -------------------------------------------------------
- *
- * Every allocation and free takes a number. A shared counter bumped twice per
- * pair bounced one line between threads; each shard draws a batch of
- * PSIM_SEQ_BATCH instead. One thread's events (one shard) are numbered
- * 1, 2, 3 … exactly; two threads' are unique and ordered within each thread,
- * their interleaving only to a batch. poolsim_sequence() closes the batches
- * it has passed, so every later event is numbered above what it returns. */
-
-uint64_t poolsim__seq_refill(psim *ps, psim_shard *sh)
-{
-    uint64_t last = psim_atomic_add(&ps->seq, PSIM_SEQ_BATCH);
-    sh->seq_end = last + 1;
-    return last - PSIM_SEQ_BATCH + 1;
-}
-
-uint64_t poolsim__seq_last(const psim *ps)
-{
-    uint64_t last = 0;
-    for (unsigned i = 0; i < POOLSIM_SHARDS; i++) {
-        uint64_t s = psim_relaxed_load(&ps->shards[i].seq_last);
-        last = s > last ? s : last;
-    }
-    return last;
-}
-
 /*
  * Peaks of a sum over shards: when a shard reaches a new high of its own, the
  * total is summed and the peak raised. With one thread per tag (one shard)
@@ -351,11 +317,6 @@ void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool,
         bump(&s->allocs[pool], 1);
         bump(&s->bytes[pool], n);
     }
-    bump(&sh->bytes[pool], n);
-    if (sh->bytes[pool] > sh->bytes_peak[pool]) {
-        psim_relaxed_store(&sh->bytes_peak[pool], sh->bytes[pool]);
-        poolsim__atomic_max(&ps->tot.peak_bytes[pool], poolsim__bytes_in_use(ps, pool));
-    }
     bump(&sh->allocs, 1);
     bump(&sh->live, 1);
     if (sh->live > sh->live_peak) {
@@ -379,9 +340,7 @@ void poolsim__count_free(psim *ps, unsigned shard, uint32_t tag, unsigned pool, 
     }
     bump(&sh->frees, 1);
     psim_relaxed_store(&sh->live, sh->live - 1);
-    psim_relaxed_store(&sh->bytes[pool], sh->bytes[pool] - n);
-    if (pool ? ps->opt.paged_limit : ps->opt.nonpaged_limit)
-        psim_atomic_sub(&ps->tot.reserved[pool], n);
+    psim_atomic_sub(&ps->tot.bytes[pool], n);
 }
 
 void poolsim__count_failed(psim *ps, uint32_t tag, unsigned pool)

@@ -549,68 +549,6 @@ static void test_tags_new_tags_while_stats_read(void **state)
     assert_int_equal(s.live_blocks, 0);
 }
 
-/* ---- Sequence numbers ------------------------------------------------------------------------- */
-
-/* A thread that allocates one block only if it runs in another shard than `avoid`. */
-typedef struct seq_job {
-    unsigned avoid;
-    void *p;
-} seq_job;
-
-static void seq_alloc_elsewhere(void *arg)
-{
-    seq_job *j = (seq_job *)arg;
-    if (poolsim__shard_of_thread(poolsim__prim_thread_id()) != j->avoid)
-        j->p = alloc(NONPAGED, 32, TAG_F);
-}
-
-static uint64_t alloc_seq_of(const void *p)
-{
-    poolsim_block_info info;
-    assert_true(poolsim_find_block(p, &info));
-    return info.alloc_seq;
-}
-
-/* Each shard draws sequence numbers in batches of 64. One thread counts 1, 2, 3 ... with no gap, even
- * across poolsim_sequence(); another shard's events take the next batch; and poolsim_sequence() closes
- * the batches it has passed, so poolsim_live_since() still sees exactly what came after it. */
-static void test_tags_sequence_batches(void **state)
-{
-    seq_job job = {poolsim__shard_of_thread(poolsim__prim_thread_id()), NULL};
-    void *a1, *a2, *a3;
-    uint64_t snap;
-    (void)state;
-    a1 = alloc(NONPAGED, 32, TAG_X);
-    assert_int_equal(alloc_seq_of(a1), 1);
-    for (int tries = 0; tries < 64 && !job.p; tries++) { /* a thread in another shard */
-        thread th;
-        thread_start(&th, seq_alloc_elsewhere, &job);
-        thread_join(&th);
-    }
-    assert_non_null(job.p);
-    assert_int_equal(alloc_seq_of(job.p), PSIM_SEQ_BATCH + 1); /* the second batch */
-
-    snap = poolsim_sequence();
-    assert_int_equal(snap, PSIM_SEQ_BATCH + 1);
-    a2 = alloc(NONPAGED, 32, TAG_X); /* this shard's batch (2 .. 64) is below the snapshot: closed */
-    assert_int_equal(alloc_seq_of(a2), 2 * PSIM_SEQ_BATCH + 1);
-    assert_int_equal(poolsim_live_since(snap, NULL, 0), 1);
-
-    snap = poolsim_sequence(); /* the batch in use is above it: kept, no gap */
-    assert_int_equal(snap, 2 * PSIM_SEQ_BATCH + 1);
-    a3 = alloc(NONPAGED, 32, TAG_X);
-    assert_int_equal(alloc_seq_of(a3), 2 * PSIM_SEQ_BATCH + 2);
-    assert_int_equal(poolsim_live_since(snap, NULL, 0), 1);
-    assert_int_equal(poolsim_live_since(0, NULL, 0), 4);
-
-    release(a1, TAG_X);
-    release(a2, TAG_X);
-    release(a3, TAG_X);
-    assert_int_equal(poolsim_sequence(), 2 * PSIM_SEQ_BATCH + 5);
-    release(job.p, TAG_F); /* its block's shard had its batch closed by the last snapshot */
-    assert_int_equal(poolsim_sequence(), 3 * PSIM_SEQ_BATCH + 1);
-}
-
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, poolsim_cmocka_teardown)
@@ -620,7 +558,6 @@ int main(void)
         T(test_tags_overflow_row),    T(test_tags_sites),
         T(test_tags_sites_off),       T(test_tags_new_tags_while_stats_read),
         T(test_tags_protected_all_ones), T(test_tags_alternating),
-        T(test_tags_sequence_batches),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

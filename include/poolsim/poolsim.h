@@ -454,8 +454,7 @@ POOLSIM_API void poolsim_get_stats(poolsim_stats *out);
  * test snapshot before a piece of code and list what it left allocated. */
 POOLSIM_API size_t poolsim_live_since(uint64_t since, poolsim_block_info *out, size_t max);
 
-/* The instance's last sequence number (allocations and frees both count).
- * Every allocation and free after this call is numbered above it. */
+/* The instance's last sequence number (allocations and frees both count). */
 POOLSIM_API uint64_t poolsim_sequence(void);
 
 /* ---- Fault injection (Verifier's Low Resources Simulation, fail-the-Nth) ---- */
