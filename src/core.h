@@ -251,8 +251,8 @@ typedef struct psim_site_counts {
     uint64_t pad_[2];
 } psim_site_counts;
 
-/* Meta memory is line-aligned (POOLSIM__META_ALIGN), so each shard's counters in a site or a tag entry
- * have a cache line to themselves. */
+/* Sites and tag entries live in line-aligned tables (tags.c), so each shard's counters in them have a
+ * cache line to themselves. */
 typedef struct psim_site {
     const char *file;
     const char *routine;
@@ -277,8 +277,7 @@ typedef struct psim_tagent {
     uint64_t failed[2];                                   /* atomic */
     PSIM_LINE_ALIGNED psim_counters c[POOLSIM_SHARDS][2]; /* [shard][pool]: a line per shard */
 } psim_tagent;
-PSIM_STATIC_ASSERT(sizeof(psim_site_counts) == 64 && sizeof(psim_counters) * 2 == 64 && POOLSIM__META_ALIGN >= 64,
-                   counters_fill_a_line);
+PSIM_STATIC_ASSERT(sizeof(psim_site_counts) == 64 && sizeof(psim_counters) * 2 == 64, counters_fill_a_line);
 
 #ifndef POOLSIM_TAG_CAPACITY
 #define POOLSIM_TAG_CAPACITY 1024u /* distinct tags counted one by one; the rest in one overflow row */
@@ -364,12 +363,14 @@ typedef struct psim {
     void **radix;                /* PSIM_RADIX_FAN level-1 slots */
     psim_chunk *chunks;
 
-    psim_tagent *tags; /* POOLSIM_TAG_CAPACITY + 1 (overflow row last) */
+    psim_tagent *tags; /* POOLSIM_TAG_CAPACITY + 1 (overflow row last), line-aligned in tags_mem */
+    void *tags_mem;
     uint32_t ntags;    /* entries in use: written under site_lock, read atomically */
     uint32_t tag_ok;   /* atomic: the last tag found well formed */
     poolsim__prim_lock site_lock;
     uint32_t *site_index; /* hash: 2 * POOLSIM_SITE_CAPACITY slots of site numbers */
-    psim_site *site_chunks[POOLSIM_SITE_CAPACITY / PSIM_SITE_CHUNK];
+    psim_site *site_chunks[POOLSIM_SITE_CAPACITY / PSIM_SITE_CHUNK]; /* line-aligned in site_mem[] */
+    void *site_mem[POOLSIM_SITE_CAPACITY / PSIM_SITE_CHUNK];
     uint32_t nsites; /* atomic; site 0 is "unknown" */
 
     psim_fault fault;

@@ -27,11 +27,22 @@ void poolsim__atomic_max(uint64_t *p, uint64_t v)
     }
 }
 
+/* The tag table and the site chunks start on a cache line, so each shard's row of counters has lines of
+ * its own; the platform aligns to 16, so they ask for a line more and keep the platform's pointer. */
+#define PSIM_TAGS_BYTES ((POOLSIM_TAG_CAPACITY + 1) * sizeof(psim_tagent) + 64)
+#define PSIM_SITE_CHUNK_BYTES (PSIM_SITE_CHUNK * sizeof(psim_site) + 64)
+
+static void *line_aligned(psim *ps, size_t bytes, void **mem)
+{
+    *mem = poolsim__meta_alloc(ps, bytes);
+    return *mem ? (void *)(((uintptr_t)*mem + 63) & ~(uintptr_t)63) : NULL;
+}
+
 bool poolsim__tags_init(psim *ps)
 {
-    ps->tags = (psim_tagent *)poolsim__meta_alloc(ps, (POOLSIM_TAG_CAPACITY + 1) * sizeof(psim_tagent));
+    ps->tags = (psim_tagent *)line_aligned(ps, PSIM_TAGS_BYTES, &ps->tags_mem);
     ps->site_index = (uint32_t *)poolsim__meta_alloc(ps, 2 * POOLSIM_SITE_CAPACITY * sizeof(uint32_t));
-    ps->site_chunks[0] = (psim_site *)poolsim__meta_alloc(ps, PSIM_SITE_CHUNK * sizeof(psim_site));
+    ps->site_chunks[0] = (psim_site *)line_aligned(ps, PSIM_SITE_CHUNK_BYTES, &ps->site_mem[0]);
     poolsim__prim_lock_init(&ps->site_lock);
     if (!ps->tags || !ps->site_index || !ps->site_chunks[0])
         return false;
@@ -43,10 +54,10 @@ bool poolsim__tags_init(psim *ps)
 
 void poolsim__tags_fini(psim *ps)
 {
-    poolsim__meta_free(ps, ps->tags, (POOLSIM_TAG_CAPACITY + 1) * sizeof(psim_tagent));
+    poolsim__meta_free(ps, ps->tags_mem, PSIM_TAGS_BYTES);
     poolsim__meta_free(ps, ps->site_index, 2 * POOLSIM_SITE_CAPACITY * sizeof(uint32_t));
-    for (size_t i = 0; i < PSIM_COUNTOF(ps->site_chunks); i++)
-        poolsim__meta_free(ps, ps->site_chunks[i], PSIM_SITE_CHUNK * sizeof(psim_site));
+    for (size_t i = 0; i < PSIM_COUNTOF(ps->site_mem); i++)
+        poolsim__meta_free(ps, ps->site_mem[i], PSIM_SITE_CHUNK_BYTES);
     poolsim__prim_lock_destroy(&ps->site_lock);
 }
 
@@ -210,7 +221,8 @@ uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine
         }
         psim_site **chunk = &ps->site_chunks[idx / PSIM_SITE_CHUNK];
         if (!*chunk)
-            *chunk = (psim_site *)poolsim__meta_alloc(ps, PSIM_SITE_CHUNK * sizeof(psim_site));
+            *chunk =
+                (psim_site *)line_aligned(ps, PSIM_SITE_CHUNK_BYTES, &ps->site_mem[idx / PSIM_SITE_CHUNK]);
         if (!*chunk) {
             psim_atomic_add(&ps->tot.sites_dropped, 1);
             break;

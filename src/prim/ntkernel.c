@@ -55,17 +55,15 @@ unsigned poolsim__prim_caps(void) { return 0; }
 
 /* ---- Pages and records ---------------------------------------------------- */
 
-/* Zeroed, cache-aligned nonpaged memory from the real pool (prim.h asks
- * POOLSIM__META_ALIGN of records; pages are page-aligned anyway). At
- * DISPATCH_LEVEL or below. */
+/* Zeroed nonpaged memory from the real pool. At DISPATCH_LEVEL or below. */
 static void *nt_alloc(size_t bytes, ULONG tag)
 {
     if (bytes == 0)
         bytes = 1;
 #if NT_HAVE_POOL2
-    return ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_CACHE_ALIGNED, bytes, tag); /* zeroed */
+    return ExAllocatePool2(POOL_FLAG_NON_PAGED, bytes, tag); /* zeroed */
 #else
-    void *p = ExAllocatePoolWithTag((POOL_TYPE)(NT_NONPAGED + NonPagedPoolCacheAligned), bytes, tag);
+    void *p = ExAllocatePoolWithTag(NT_NONPAGED, bytes, tag);
     if (p)
         RtlZeroMemory(p, bytes);
     return p;

@@ -48,13 +48,7 @@ bool poolsim__prim_pages_protect(void *p, size_t bytes, unsigned prot)
     return mprotect(p, bytes, prot == POOLSIM__PROT_NONE ? PROT_NONE : PROT_READ | PROT_WRITE) == 0;
 }
 
-void *poolsim__prim_meta_alloc(size_t bytes)
-{
-    void *p = NULL;
-    if (posix_memalign(&p, POOLSIM__META_ALIGN, bytes ? bytes : 1) != 0)
-        return NULL;
-    return memset(p, 0, bytes);
-}
+void *poolsim__prim_meta_alloc(size_t bytes) { return calloc(1, bytes ? bytes : 1); }
 
 void poolsim__prim_meta_free(void *p, size_t bytes)
 {

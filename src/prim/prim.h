@@ -57,9 +57,8 @@ bool poolsim__prim_pages_protect(void *p, size_t bytes, unsigned prot);
 /* ---- Out-of-band memory (the backing heap) ----------------------------- */
 
 /* Memory for poolsim's own records, never handed to the caller. Aligned to
- * a cache line (POOLSIM__META_ALIGN: each shard's counters get lines of their
- * own), zeroed. NULL on failure. poolsim__prim_meta_free(NULL, n) is a no-op. */
-#define POOLSIM__META_ALIGN 64u
+ * 16 bytes, zeroed. NULL on failure. poolsim__prim_meta_free(NULL, n) is a
+ * no-op. */
 void *poolsim__prim_meta_alloc(size_t bytes);
 void poolsim__prim_meta_free(void *p, size_t bytes);
 

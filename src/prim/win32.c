@@ -49,14 +49,14 @@ bool poolsim__prim_pages_protect(void *p, size_t bytes, unsigned prot)
 
 void *poolsim__prim_meta_alloc(size_t bytes)
 {
-    void *p = _aligned_malloc(bytes ? bytes : 1, POOLSIM__META_ALIGN);
-    return p ? memset(p, 0, bytes) : NULL;
+    return HeapAlloc(GetProcessHeap(), HEAP_ZERO_MEMORY, bytes ? bytes : 1);
 }
 
 void poolsim__prim_meta_free(void *p, size_t bytes)
 {
     (void)bytes;
-    _aligned_free(p);
+    if (p)
+        HeapFree(GetProcessHeap(), 0, p);
 }
 
 void poolsim__prim_lock_init(poolsim__prim_lock *l) { InitializeSRWLock((PSRWLOCK)(void *)l); }
