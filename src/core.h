@@ -151,7 +151,9 @@ enum psim_state { PSIM_FREE = 0, PSIM_LIVE = 1, PSIM_QUARANTINED = 2, PSIM_RELEA
 
 /* The out-of-band record of one block: 40 bytes on every target. Sizes are
  * at most PSIM_SIZE_MAX; sequence numbers keep their low 48 bits (they wrap
- * after 2^48 allocations and frees, as docs/semantics.md says). */
+ * after 2^48 allocations and frees, as docs/semantics.md says). Copy a
+ * field into a uint64_t before arithmetic on it: GCC computes `r->size + 1`
+ * in 48 bits. */
 typedef struct psim_rec {
     uint64_t size : 48;
     uint64_t pool_type : 10; /* POOL_TYPE without the OR-able request bits (at most 0x225) */

@@ -278,7 +278,7 @@ static void test_tags_protected_masked(void **state)
 static void test_tags_alternating(void **state)
 {
     void *p[6];
-    const uint32_t tags[6] = {TAG_X, TAG_F, TAG_X | PROTECTED, TAG_F, TAG_Q, TAG_X};
+    const uint32_t tags[6] = {TAG_X, TAG_X | PROTECTED, TAG_F, TAG_F, TAG_Q, TAG_X};
     poolsim_tag_usage_t u;
     (void)state;
     for (int i = 0; i < 6; i++) {
@@ -286,18 +286,18 @@ static void test_tags_alternating(void **state)
         assert_non_null(p[i]);
     }
     u = usage(TAG_X);
-    check_counters(&u.nonpaged, 3, 0, 16 + 48 + 96, 16 + 48 + 96, 0);
+    check_counters(&u.nonpaged, 3, 0, 16 + 32 + 96, 16 + 32 + 96, 0);
     u = usage(TAG_F);
-    check_counters(&u.nonpaged, 2, 0, 32 + 64, 32 + 64, 0);
+    check_counters(&u.nonpaged, 2, 0, 48 + 64, 48 + 64, 0);
     u = usage(TAG_Q);
     check_counters(&u.paged, 1, 0, 80, 80, 0);
     check_counters(&u.nonpaged, 0, 0, 0, 0, 0);
     for (int i = 5; i >= 0; i--)
         expect_no_bugcheck(release(p[i], tags[i]));
     u = usage(TAG_X);
-    check_counters(&u.nonpaged, 3, 3, 0, 16 + 48 + 96, 0);
+    check_counters(&u.nonpaged, 3, 3, 0, 16 + 32 + 96, 0);
     u = usage(TAG_F);
-    check_counters(&u.nonpaged, 2, 2, 0, 32 + 64, 0);
+    check_counters(&u.nonpaged, 2, 2, 0, 48 + 64, 0);
     u = usage(TAG_Q);
     check_counters(&u.paged, 1, 1, 0, 80, 0);
 }

@@ -306,7 +306,7 @@ typedef struct poolsim_block_info {
     poolsim_site alloc_site;
     uint64_t alloc_seq;     /* 1 for the instance's first allocation; kept modulo 2^48 */
     poolsim_site free_site; /* valid when state != LIVE */
-    uint64_t free_seq;
+    uint64_t free_seq;      /* the same, for the free */
 } poolsim_block_info;
 
 /* Damaged bytes found next to or inside a block (guards, or poison after free). */
