@@ -184,6 +184,10 @@ void poolsim_get_stats(poolsim_stats *out)
     poolsim__totals(ps, &out->allocs, &out->frees, &out->live_blocks);
     out->failed = psim_atomic_load(&ps->tot.failed);
     out->peak_blocks = psim_atomic_load(&ps->tot.peak_live);
+    if (out->peak_blocks < out->live_blocks) { /* as for tags: never below what is live now, and kept */
+        poolsim__atomic_max(&ps->tot.peak_live, out->live_blocks);
+        out->peak_blocks = out->live_blocks;
+    }
     out->nonpaged_bytes = psim_atomic_load(&ps->tot.bytes[0]);
     out->paged_bytes = psim_atomic_load(&ps->tot.bytes[1]);
     out->peak_nonpaged_bytes = psim_atomic_load(&ps->tot.peak_bytes[0]);

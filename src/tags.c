@@ -282,6 +282,10 @@ void poolsim__tag_counters(const psim_tagent *e, unsigned pool, poolsim_pool_cou
         out->bytes += psim_relaxed_load(&c->bytes);
     }
     out->peak_bytes = psim_atomic_load(&e->peak[pool]);
+    if (out->peak_bytes < out->bytes) { /* a peak the shards' high-water marks missed (docs/semantics.md) */
+        poolsim__atomic_max((uint64_t *)(uintptr_t)&e->peak[pool], out->bytes); /* kept: peaks never drop */
+        out->peak_bytes = out->bytes;
+    }
     out->failed = psim_atomic_load(&e->failed[pool]);
 }
 
