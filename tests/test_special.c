@@ -601,13 +601,25 @@ static void test_special_continue(void **state)
     assert_true(page_protected(p));
 }
 
+/* Bytes in use and peak, of the pool (nonpaged) and of TAG. */
+static void check_bytes(uint64_t bytes, uint64_t peak)
+{
+    poolsim_stats s;
+    poolsim_tag_usage_t u;
+    poolsim_get_stats(&s);
+    assert_int_equal(s.nonpaged_bytes, bytes);
+    assert_int_equal(s.peak_nonpaged_bytes, peak);
+    assert_true(poolsim_tag_usage(TAG, &u));
+    assert_int_equal(u.nonpaged.bytes, bytes);
+    assert_int_equal(u.nonpaged.peak_bytes, peak);
+}
+
 /* Special-pool blocks live in a region of their own, but one thread's events still count 1, 2, 3 ... in
  * order, and the pool's peak bytes see normal and special blocks together (a design with per-shard
  * sequence batches and byte totals got 1, 65, 2 and a peak below the bytes in use here). */
 static void test_special_order_and_peak(void **state)
 {
     poolsim_block_info info;
-    poolsim_stats s;
     uint8_t *a, *b, *c;
     (void)state;
     a = non_null(ExAllocatePool2(POOL_FLAG_NON_PAGED, 1000, TAG));
@@ -623,28 +635,13 @@ static void test_special_order_and_peak(void **state)
     assert_int_equal(info.alloc_seq, 1);
     assert_int_equal(info.free_seq, 2);
     assert_int_equal(poolsim_sequence(), 4);
-    poolsim_get_stats(&s);
-    assert_int_equal(s.nonpaged_bytes, 1500);
-    assert_int_equal(s.peak_nonpaged_bytes, 1500);
     /* The tag's peak comes from the shards' high-water marks, which miss this one (shard 0 holds b, the
      * thread's shard had 1000 once): a read never shows it below the current total, and keeps it. */
-    {
-        poolsim_tag_usage_t u;
-        assert_true(poolsim_tag_usage(TAG, &u));
-        assert_int_equal(u.nonpaged.bytes, 1500);
-        assert_int_equal(u.nonpaged.peak_bytes, 1500);
-    }
+    check_bytes(1500, 1500);
     ExFreePoolWithTag(b, TAG);
     ExFreePoolWithTag(c, TAG);
     assert_int_equal(poolsim_sequence(), 6);
-    poolsim_get_stats(&s);
-    assert_int_equal(s.nonpaged_bytes, 0);
-    assert_int_equal(s.peak_nonpaged_bytes, 1500);
-    {
-        poolsim_tag_usage_t u;
-        assert_true(poolsim_tag_usage(TAG, &u));
-        assert_int_equal(u.nonpaged.peak_bytes, 1500);
-    }
+    check_bytes(0, 1500);
 }
 
 int main(void)
