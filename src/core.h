@@ -274,8 +274,8 @@ typedef struct psim_counters {
 
 typedef struct psim_tagent {
     uint32_t tag;
-    uint32_t used;                      /* 0 = empty slot; published last */
-    uint64_t peak[2];                   /* atomic: highest total bytes seen, per pool */
+    uint32_t used;                                        /* 0 = empty slot; published last */
+    uint64_t peak[2];                                     /* atomic: highest total bytes seen, per pool */
     uint64_t failed[2];                                   /* atomic */
     PSIM_LINE_ALIGNED psim_counters c[POOLSIM_SHARDS][2]; /* [shard][pool]: a line per shard */
 } psim_tagent;

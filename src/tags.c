@@ -299,12 +299,6 @@ void poolsim__totals(const psim *ps, uint64_t *allocs, uint64_t *frees, uint64_t
     }
 }
 
-/*
- * Peaks of a sum over shards: when a shard reaches a new high of its own, the
- * total is summed and the peak raised. With one thread per tag (one shard)
- * that is exact; when several threads allocate one tag, a total that peaks
- * while no shard sets a record of its own can be missed (docs/semantics.md).
- */
 /* The tag's entry through the shard's one-entry cache; the shard's lock is held. */
 static psim_tagent *tag_cached(psim *ps, psim_shard *sh, uint32_t tag)
 {
@@ -313,6 +307,15 @@ static psim_tagent *tag_cached(psim *ps, psim_shard *sh, uint32_t tag)
         return e;
     return sh->tag_cache = poolsim__tag_get(ps, tag);
 }
+
+/*
+ * Peaks of a sum over shards: when a shard reaches a new high of its own, the
+ * total is summed and the peak raised. With one thread per tag, outside
+ * special pool (one shard), that is exact; when several threads allocate one
+ * tag, or one thread's blocks are split between its shard and special pool's,
+ * a total that peaks while no shard sets a record of its own can be missed;
+ * a read raises the peak to the current total (docs/semantics.md).
+ */
 
 void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
 {

@@ -918,7 +918,7 @@ static void test_pool_shards_spread(void **state)
 
 /* Each shard's share of a tag's and of a site's counters has a cache line of its own, so two threads
  * counting one tag or one site never write the same line (they did: the rows sat 40 and 72 bytes into
- * 16-aligned memory, two shards to a line, and threads2 +sites ran at 0.3x the one-thread rate). */
+ * 16-aligned memory, two shards to a line). */
 static void test_pool_counters_own_lines(void **state)
 {
     const psim *ps = poolsim__g;

@@ -275,9 +275,9 @@ static void check_find(worker *w)
     CHECK(w, poolsim_valid_access(b->p, b->size));
 }
 
-/* Sequence numbers come from per-shard batches: still, every block this thread allocated before
- * poolsim_sequence() is numbered at most what it returned, the next one above it, whatever the other
- * threads do, and the value never goes back. */
+/* Whatever the other threads do, every block this thread allocated before poolsim_sequence() is
+ * numbered at most what it returned, the next one above it, and the value never goes back (a design
+ * with per-shard batches of numbers fails this unless the snapshot closes the batches it passed). */
 static void check_sequence(worker *w)
 {
     poolsim_block_info info;
