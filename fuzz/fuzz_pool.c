@@ -637,6 +637,22 @@ static uintptr_t header_word(const mblock *b)
 
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+/* Offset from a block of one past its last guarded byte: its slot's end (footer_bytes at least after
+ * the block, rounded to the slot alignment), or a big run's end. */
+static size_t guard_tail(const mblock *b)
+{
+    if (b->big)
+        return round_up(b->size + GRAN, PAGE);
+    return round_up((b->size ? b->size : 1) + M.opt.footer_bytes, (b->pool_type & PT_CACHE) ? 64u : GRAN);
+}
+
+/* Guarded bytes after a block a write or a bad free may aim at: up to GRAN, all in the block's slot. */
+static size_t tail_span(const mblock *b)
+{
+    size_t span = guard_tail(b) - b->size;
+    return span < GRAN ? span : GRAN;
+}
+
 /* True when n bytes at p all hold v: a page-sized pattern and memcmp, so the check costs little in the
  * instrumented harness even for a block of a megabyte. */
 static bool all_bytes(const uint8_t *p, size_t n, uint8_t v)
@@ -1407,7 +1423,7 @@ static target pick_bad_target(uint8_t k, uint8_t *stack_obj)
     else if (r & 1)
         off = -(int64_t)(1 + (r >> 1) % GRAN); /* the header */
     else
-        off = 1 + (int64_t)((r >> 1) % (b->size + GRAN - 1)); /* inside, the slack, the footer */
+        off = 1 + (int64_t)((r >> 1) % (b->size + tail_span(b) - 1)); /* inside, the slack, the footer */
     tg.a = b->p + off;
     tg.slot = s;
     return tg;
@@ -1440,7 +1456,7 @@ static void op_write(void)
     int32_t off;
     switch (where % 4) {
     case 2:
-        off = (int32_t)(b->size + k % GRAN); /* the slack and the footer */
+        off = (int32_t)(b->size + k % tail_span(b)); /* the slack and the footer */
         break;
     case 3:
         off = -1 - (int32_t)(k % GRAN); /* the header, or a big block's guard bytes */
@@ -2259,6 +2275,7 @@ static void configure(void)
     o->uninit_byte = uninit[(b2 >> 2) % 4];
     o->print_frees = (b2 & 16) != 0;
     o->lookaside_debug = (b2 & 32) != 0;
+    o->footer_bytes = b2 & 128 ? 16 : 1;
     for (unsigned i = 0; i + 1 < NLISTS; i++)
         M.lists[i].l = &g_lal[i];
     o->continue_on_bugcheck = 1;

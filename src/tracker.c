@@ -10,7 +10,7 @@
  * Small blocks (up to PSIM_SMALL_MAX bytes) live in slab pages: one slot size
  * per page, so a block never crosses a page, its address is 16-byte aligned
  * (x64) and the slot of an address is one division. A slot is
- *   [header: PSIM_GRAN][caller bytes, rounded to PSIM_GRAN][footer: PSIM_GRAN]
+ *   [header: PSIM_GRAN][caller bytes][footer: footer_bytes or more, to PSIM_GRAN]
  * Big blocks get a page run: a guard page (its last PSIM_BIG_GUARD bytes are
  * canaries), then the caller's pages, with at least PSIM_GRAN bytes of
  * guarded slack at the end; the caller's pointer is
@@ -259,9 +259,8 @@ void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned
 {
     unsigned shard = poolsim__shard_of_thread(poolsim__prim_thread_id());
     psim_shard *sh = &ps->shards[shard];
-    uintptr_t rounded = psim_align_up(n ? n : 1, PSIM_GRAN);
     uint16_t user_off = (uint16_t)(cache_aligned ? PSIM_CACHE_ALIGN : PSIM_GRAN);
-    uintptr_t slot = psim_align_up(user_off + rounded + PSIM_GRAN,
+    uintptr_t slot = psim_align_up(user_off + (n ? n : 1) + ps->opt.footer_bytes,
                                    cache_aligned ? PSIM_CACHE_ALIGN : (uintptr_t)PSIM_GRAN);
 
     poolsim__prim_lock_acquire(&sh->lock);

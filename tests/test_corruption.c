@@ -194,17 +194,20 @@ static size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
  * of the guard page (big). */
 static size_t guard_before(size_t n) { return is_big(n) ? BIG_GUARD : GRAN; }
 
-/* Offset from the block of one past its last guarded byte: the slot end,
- * [header][bytes rounded to GRAN][footer], or the end of the page run. */
-static size_t guard_end(size_t n) { return is_big(n) ? round_up(n + GRAN, PAGE) : round_up(n, GRAN) + GRAN; }
+static poolsim_options g_opts; /* of the running matrix instance */
 
-/* A footer byte: the footer's first byte (small), or the last of the GRAN
- * bytes of slack every big block has. */
-static size_t footer_first(size_t n) { return is_big(n) ? n + GRAN - 1 : round_up(n, GRAN); }
+/* Offset from the block of one past its last guarded byte: the slot end,
+ * [header][bytes][footer_bytes or more, to GRAN], or the end of the page run. */
+static size_t guard_end(size_t n)
+{
+    return is_big(n) ? round_up(n + GRAN, PAGE) : round_up(n + g_opts.footer_bytes, GRAN);
+}
+
+/* A footer byte: the footer's first byte (small: footer_bytes before the slot
+ * end), or the last of the GRAN bytes of slack every big block has. */
+static size_t footer_first(size_t n) { return is_big(n) ? n + GRAN - 1 : guard_end(n) - g_opts.footer_bytes; }
 
 static uint8_t *mx_alloc(const mx *m) { return alloc_n(m->pool, m->size); }
-
-static poolsim_options g_opts; /* of the running matrix instance */
 
 /* A fresh instance with the matrix options (after a case shut it down). */
 static void mx_restart(void) { poolsim_cmocka_reinit(&g_opts); }
@@ -480,25 +483,74 @@ static void guard_case(const mx *m, ptrdiff_t off, size_t len)
 
 static void mx_overrun_one_byte(const mx *m) { guard_case(m, (ptrdiff_t)m->size, 1); }
 
+/* The default footer (1 byte at least) and a 16-byte one. */
+static void run_footers(mx_fn *fn)
+{
+    poolsim_options o = poolsim_cmocka_default_options();
+    CHECK_EQ(o.footer_bytes, 1);
+    run_matrix(fn, &o);
+    o.footer_bytes = 16;
+    run_matrix(fn, &o);
+}
+
 static void test_corruption_overrun_one_byte(void **state)
 {
     (void)state;
-    run_matrix(mx_overrun_one_byte, NULL);
+    run_footers(mx_overrun_one_byte);
 }
 
 static void mx_overrun_footer(const mx *m)
 {
     const size_t n = m->size;
-    guard_case(m, (ptrdiff_t)footer_first(n), 1);          /* into the footer, slack untouched */
-    guard_case(m, (ptrdiff_t)(guard_end(n) - 1), 1);       /* the last guarded byte */
-    guard_case(m, (ptrdiff_t)n, guard_end(n) - n);         /* a linear overflow through slack and footer */
-    guard_case(m, (ptrdiff_t)(guard_end(n) - GRAN), GRAN); /* the whole footer (the end of a big run) */
+    guard_case(m, (ptrdiff_t)footer_first(n), 1);    /* into the footer, slack untouched */
+    guard_case(m, (ptrdiff_t)(guard_end(n) - 1), 1); /* the last guarded byte */
+    guard_case(m, (ptrdiff_t)n, guard_end(n) - n);   /* a linear overflow through slack and footer */
+    const size_t last = guard_end(n) - n < GRAN ? guard_end(n) - n : GRAN;
+    guard_case(m, (ptrdiff_t)(guard_end(n) - last), last); /* the last GRAN guarded bytes, or all */
 }
 
 static void test_corruption_overrun_footer(void **state)
 {
     (void)state;
-    run_matrix(mx_overrun_footer, NULL);
+    run_footers(mx_overrun_footer);
+}
+
+/* A write past the slot end lands in the next slot's header: the block's own
+ * free sees nothing (its guards are intact), the neighbour's free reports the
+ * smashed header as Windows does. With footer_bytes 0 a block whose size is a
+ * multiple of GRAN fills its slot, and even a one-byte overrun goes there. */
+static void overrun_into_next(uint32_t footer, size_t n)
+{
+    poolsim_options o = poolsim_cmocka_default_options();
+    o.footer_bytes = footer;
+    g_opts = o;
+    poolsim_cmocka_reinit(&o);
+    uint8_t *a = alloc_n(PagedPool, n), *b = alloc_n(PagedPool, n);
+    CHECK_EQ(U(b) - U(a), guard_end(n) + GRAN); /* neighbours in one page */
+    a[guard_end(n)] ^= 0x5A;                    /* the first byte of b's header */
+    free_clean(a);
+    EXPECT_WANT(want_underrun(POOLSIM_FAMILY_VERIFIER, b), do_free(b));
+    CHECK_EQ(last()->damage[0].kind, POOLSIM_DAMAGE_UNDERRUN);
+    CHECK_EQ(U(last()->damage[0].first), U(b) - GRAN);
+    b[-(ptrdiff_t)GRAN] ^= 0x5A;
+    free_clean(b);
+}
+
+static void test_corruption_overrun_into_next_header(void **state)
+{
+    (void)state;
+    overrun_into_next(1, 40);  /* past 8 bytes of slack */
+    overrun_into_next(1, 48);  /* past a 16-byte footer */
+    overrun_into_next(16, 40); /* past 8 bytes of slack and 16 of footer */
+    overrun_into_next(0, 48);  /* no footer: the first byte past the block */
+    overrun_into_next(64, 40); /* the widest footer */
+    g_opts = poolsim_cmocka_default_options();
+    poolsim_options o = g_opts;
+    CHECK_EQ(poolsim_shutdown(), 0);
+    o.footer_bytes = 65;
+    CHECK_EQ(poolsim_init(&o), POOLSIM_E_OPTION);
+    CHECK_EQ(poolsim_init(&g_opts), POOLSIM_OK);
+    poolsim_cmocka_install_handler();
 }
 
 static void mx_underrun(const mx *m)
@@ -1639,7 +1691,7 @@ static void test_corruption_report_block(void **state)
     free_clean(b);
 
     report_of(a + 5, "(Allocated)");
-    CHECK(strstr(g_text, "slab of 80-byte") != NULL);
+    CHECK(strstr(g_text, "slab of 64-byte") != NULL); /* header 16, 40 bytes, footer 8 */
     CHECK_EQ(count_of(g_text, "(Quarantined) " TAG_TEXT), 1); /* b, on the same page */
     CHECK_EQ(count_of(g_text, "(Allocated)   " TAG_TEXT), 2); /* a and c */
     CHECK(strstr(g_text, "Block:") != NULL);
@@ -1657,8 +1709,8 @@ static void test_corruption_report_block(void **state)
     snprintf(text, sizeof text, "freed at tests/test_corruption.c:%d by ExFreePoolWithTag", g_line_free);
     CHECK(strstr(g_text, text) != NULL);
 
-    CHECK_EQ(U(c), U(a) + 160); /* consecutive slots: the one after c was never used */
-    report_of(c + 80, "(Free)");
+    CHECK_EQ(U(c), U(a) + 128); /* consecutive slots: the one after c was never used */
+    report_of(c + 64, "(Free)");
     CHECK(strstr(g_text, "Block:") == NULL);
 
     report_of(big + 0x1000, "(Allocated)");
@@ -1813,6 +1865,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_corruption_overrun_one_byte),
         T(test_corruption_overrun_footer),
+        T(test_corruption_overrun_into_next_header),
         T(test_corruption_underrun_header),
         T(test_corruption_header_smash),
         T(test_corruption_both_sides),

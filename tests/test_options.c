@@ -237,6 +237,7 @@ static void test_options_table(void **state)
         {"max_reports", offsetof(poolsim_options, max_reports), PSIM_OPT_U32},
         {"max_repeats", offsetof(poolsim_options, max_repeats), PSIM_OPT_U32},
         {"guards", offsetof(poolsim_options, guards), PSIM_OPT_BOOL},
+        {"footer_bytes", offsetof(poolsim_options, footer_bytes), PSIM_OPT_U32},
         {"quarantine_bytes", offsetof(poolsim_options, quarantine_bytes), PSIM_OPT_U64},
         {"quarantine_blocks", offsetof(poolsim_options, quarantine_blocks), PSIM_OPT_U32},
         {"halt_on_bad", offsetof(poolsim_options, halt_on_bad), PSIM_OPT_BOOL},

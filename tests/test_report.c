@@ -878,10 +878,10 @@ static void test_report_bugcheck_text(void **state)
         add(&want, "Block:  %s size 0x18 (24) tag XTag (0x67615458) PagedPool, live, thread %u\n",
             ptr_text(p, a), (unsigned)info.thread);
         add(&want, "  allocated at drv/r.c:90 by ExAllocatePoolWithTag, seq 1\n");
-        /* The slot ends 24 bytes after the block's end: one bad byte, 23 good. */
+        /* The slot ends 8 bytes after the block's end: one bad byte, 7 good. */
         add(&want, "Damage: overrun at block+0x18 (%s), 1 byte(s) differ:\n", ptr_text(p + 24, b));
         add(&want, "  [ %02x", (unsigned)(p[24]));
-        for (int i = 1; i < 24; i++)
+        for (int i = 1; i < 8; i++)
             add(&want, " .");
         add(&want, " ]\n");
         add(&want, "Raised: at drv/r.c:91 by ExFreePoolWithTag, seq 1\n\n");

@@ -100,6 +100,9 @@ extern "C" {
 #ifndef POOLSIM_DEFAULT_GUARDS
 #define POOLSIM_DEFAULT_GUARDS 1
 #endif
+#ifndef POOLSIM_DEFAULT_FOOTER_BYTES
+#define POOLSIM_DEFAULT_FOOTER_BYTES 1
+#endif
 #ifndef POOLSIM_DEFAULT_HALT_ON_BAD
 #define POOLSIM_DEFAULT_HALT_ON_BAD 0
 #endif
@@ -188,6 +191,10 @@ extern "C" {
       "reports of one violation at one call site the default handler prints; the rest are counted (0: all)") \
     X(guards, uint32_t, BOOL, POOLSIM_DEFAULT_GUARDS,                                                        \
       "canary header, footer and slack around every block, checked at free and by poolsim_validate")         \
+    X(footer_bytes, uint32_t, U32, POOLSIM_DEFAULT_FOOTER_BYTES,                                             \
+      "canary bytes at least after each small block's requested size (0..64): 1 catches an overrun's first " \
+      "byte at the block's free; a write further on may land in the next block's header, caught at its "    \
+      "free or by poolsim_validate; 16: a footer of 16 bytes at least")                                       \
     X(quarantine_bytes, uint64_t, U64, POOLSIM_DEFAULT_QUARANTINE_BYTES,                                     \
       "freed bytes held back, poisoned, before reuse, per shard (0: no quarantine)")                         \
     X(quarantine_blocks, uint32_t, U32, POOLSIM_DEFAULT_QUARANTINE_BLOCKS,                                   \
