@@ -753,6 +753,20 @@ static void plant(mblock *b, int32_t off, uint8_t v)
 
 /* ---- Quarantine --------------------------------------------------------------------------------------- */
 
+/* True when a block leaving the quarantine shows its damage: any guard byte, or a poison byte within
+ * quarantine_check bytes of either end (0: anywhere). poolsim_validate and shutdown check everything. */
+static bool seen_at_eviction(const mblock *b)
+{
+    uint64_t e = M.opt.quarantine_check;
+    for (unsigned i = 0; i < b->ndmg; i++) {
+        int32_t off = b->dmg[i].off;
+        if (off < 0 || (size_t)off >= b->size || !e || b->size <= 2 * e || (uint64_t)off < e ||
+            (uint64_t)off >= b->size - e)
+            return true;
+    }
+    return false;
+}
+
 /* The free of block s succeeded: it is quarantined, or released at once; the oldest
  * quarantined blocks leave while the quarantine is over a limit, and each damaged one is
  * reported at the free that pushed it out. */
@@ -772,7 +786,10 @@ static void quarantine(int s, const char *routine, int line)
         M.qhead = (M.qhead + 1) % MAXB;
         M.qcount--;
         M.qbytes -= old->size;
-        damage_expect(old, routine, line);
+        if (seen_at_eviction(old))
+            damage_expect(old, routine, line);
+        else
+            old->ndmg = 0; /* released with its damage unseen, as documented */
         old->state = ST_REL;
     }
 }
@@ -2275,7 +2292,8 @@ static void configure(void)
     o->uninit_byte = uninit[(b2 >> 2) % 4];
     o->print_frees = (b2 & 16) != 0;
     o->lookaside_debug = (b2 & 32) != 0;
-    o->footer_bytes = b2 & 128 ? 16 : 1;
+    o->footer_bytes = b2 & 128 ? 16 : 1;      /* poolsim's older layout ... */
+    o->quarantine_check = b2 & 128 ? 0 : 256; /* ... and full eviction checks */
     for (unsigned i = 0; i + 1 < NLISTS; i++)
         M.lists[i].l = &g_lal[i];
     o->continue_on_bugcheck = 1;

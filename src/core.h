@@ -432,16 +432,18 @@ void poolsim__unlock(psim *ps, const psim_page *pg);
 void poolsim__guard_arm(const psim *ps, const psim_where *w, const psim_rec *r);
 #define PSIM_POISON 0xDDu /* fills the caller bytes of a quarantined block */
 /* True when the guards (and a quarantined block's poison) are intact: the
- * fast check. Caller holds the shard lock. */
-bool poolsim__block_intact(const psim *ps, const psim_where *w, const psim_rec *r);
+ * fast check. `edge` non-zero checks only the first and last `edge` bytes of
+ * the poison (the eviction check, quarantine_check); 0 checks all of it.
+ * Caller holds the shard lock. */
+bool poolsim__block_intact(const psim *ps, const psim_where *w, const psim_rec *r, uint64_t edge);
 /* Describes the damage byte by byte: up to two regions, write-after-free
  * first, then the underrun side, then the overrun side. */
 void poolsim__damage_describe(const psim *ps, const psim_where *w, const psim_rec *r, poolsim_damage d[2]);
 void poolsim__poison(const psim_where *w, const psim_rec *r);
 uint8_t poolsim__guard_byte(const psim *ps, uintptr_t addr);
 /* pool.c: builds the bug check for a damaged block (shard locked), or
- * returns false when it is intact. */
-bool poolsim__damage_violation(psim *ps, const psim_where *w, poolsim_bugcheck *bc);
+ * returns false when it is intact (`edge`: as poolsim__block_intact). */
+bool poolsim__damage_violation(psim *ps, const psim_where *w, uint64_t edge, poolsim_bugcheck *bc);
 /* pool.c: releases the oldest quarantined blocks of shard `shard` while its
  * quarantine is over the limits, reporting damaged ones as found by the call
  * at file:line. Call with no lock held. */

@@ -119,10 +119,18 @@ static bool poison_intact(uintptr_t from, uintptr_t to)
     return true;
 }
 
-bool poolsim__block_intact(const psim *ps, const psim_where *w, const psim_rec *r)
+/* The poison of [from, to), or only its first and last `edge` bytes. */
+static bool poison_checked(uintptr_t from, uintptr_t to, uint64_t edge)
+{
+    if (edge && to - from > 2 * edge)
+        return poison_intact(from, from + (uintptr_t)edge) && poison_intact(to - (uintptr_t)edge, to);
+    return poison_intact(from, to);
+}
+
+bool poolsim__block_intact(const psim *ps, const psim_where *w, const psim_rec *r, uint64_t edge)
 {
     if (!guarded(ps, w))
-        return r->state != PSIM_QUARANTINED || poison_intact(w->user, w->user + (uintptr_t)r->size);
+        return r->state != PSIM_QUARANTINED || poison_checked(w->user, w->user + (uintptr_t)r->size, edge);
     if (w->page->kind == PSIM_PG_SLAB) {
         uint8_t hdr[PSIM_GRAN];
         header_expected(ps, w, r, hdr);
@@ -134,7 +142,7 @@ bool poolsim__block_intact(const psim *ps, const psim_where *w, const psim_rec *
     }
     if (guard_find(ps, w->user + (uintptr_t)r->size, w->end))
         return false;
-    return r->state != PSIM_QUARANTINED || poison_intact(w->user, w->user + (uintptr_t)r->size);
+    return r->state != PSIM_QUARANTINED || poison_checked(w->user, w->user + (uintptr_t)r->size, edge);
 }
 
 /* ---- Describing damage (only after the fast check failed) ----------------- */

@@ -297,10 +297,10 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
 
 /* Builds the bug check for a damaged block (shard locked), or returns false.
  * The code follows the first damaged region (§1.1, §1.4, §1.8, §1.9). */
-bool poolsim__damage_violation(psim *ps, const psim_where *w, poolsim_bugcheck *bc)
+bool poolsim__damage_violation(psim *ps, const psim_where *w, uint64_t edge, poolsim_bugcheck *bc)
 {
     const psim_rec *r = w->rec;
-    if (poolsim__block_intact(ps, w, r))
+    if (poolsim__block_intact(ps, w, r, edge))
         return false;
     poolsim_damage d[2];
     poolsim__damage_describe(ps, w, r, d);
@@ -417,7 +417,8 @@ void poolsim__quarantine_trim(psim *ps, unsigned shard, uint64_t max_bytes, uint
             e.page->base + (uintptr_t)e.slot * (e.page->kind == PSIM_PG_SLAB ? e.page->slot_size : 0);
         poolsim__locate(e.page, addr, &w);
         poolsim_bugcheck bc;
-        bool damaged = poolsim__damage_violation(ps, &w, &bc); /* write after free, found on the way out */
+        /* write after free, found on the way out */
+        bool damaged = poolsim__damage_violation(ps, &w, ps->opt.quarantine_check, &bc);
         sh->qbytes -= w.rec->size;
         w.rec->state = PSIM_RELEASED;
         poolsim__block_release(ps, &w);
@@ -542,7 +543,7 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     else if (given != have &&
              (protected_block || (given != 0 && ps->opt.tag_check == POOLSIM_TAG_CHECK_STRICT)))
         poolsim__bc_make(&bc, 0xC2, 0x0A, a, r->tag, tag); /* §2.6: a PROTECTED_POOL block needs its tag */
-    else if (poolsim__damage_violation(ps, &w, &bc))
+    else if (poolsim__damage_violation(ps, &w, 0, &bc))
         ;
     else
         violation = false;

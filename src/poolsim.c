@@ -142,7 +142,7 @@ size_t poolsim_validate(void)
     psim_where w;
     while (poolsim__iter_next(ps, &it, PSIM_ST(PSIM_LIVE) | PSIM_ST(PSIM_QUARANTINED), &w)) {
         poolsim_bugcheck bc;
-        bool broken = poolsim__damage_violation(ps, &w, &bc);
+        bool broken = poolsim__damage_violation(ps, &w, 0, &bc);
         poolsim__unlock(ps, w.page);
         if (broken) {
             bad++;

@@ -624,6 +624,16 @@ static void waf_case(const mx *m, int found_by, size_t off)
     p[off] = WAF_BYTE;
     w = want_waf(m->family, p, p + off);
 
+    const uint64_t edge = g_opts.quarantine_check;
+    if (found_by == FOUND_ON_EVICTION && edge && n > 2 * edge && off >= edge && off < n - edge) {
+        /* Leaving the quarantine, only the poison's first and last `edge` bytes are checked. */
+        free_clean(a);
+        free_clean(b);
+        CHECK(!poolsim_valid_access(p, 1));
+        validate_clean();
+        return;
+    }
+
     switch (found_by) {
     case FOUND_BY_VALIDATE:
         free_clean(a); /* another free is not where a write after free is found */
@@ -670,6 +680,12 @@ static void mx_waf(const mx *m, int found_by)
     waf_case(m, found_by, 0);
     waf_case(m, found_by, m->size / 2);
     waf_case(m, found_by, m->size - 1);
+    if (g_opts.quarantine_check && m->size > 2 * g_opts.quarantine_check) { /* an eviction check's edges */
+        waf_case(m, found_by, (size_t)g_opts.quarantine_check - 1);
+        waf_case(m, found_by, (size_t)g_opts.quarantine_check);
+        waf_case(m, found_by, m->size - (size_t)g_opts.quarantine_check - 1);
+        waf_case(m, found_by, m->size - (size_t)g_opts.quarantine_check);
+    }
 }
 
 static void mx_waf_validate(const mx *m) { mx_waf(m, FOUND_BY_VALIDATE); }
@@ -689,10 +705,14 @@ static poolsim_options quarantine_of(uint32_t blocks)
     return o;
 }
 
+/* Evictions check the poison's first and last quarantine_check bytes (default 256), or all of it (0). */
 static void test_corruption_waf_eviction(void **state)
 {
     poolsim_options o = quarantine_of(2);
     (void)state;
+    CHECK_EQ(o.quarantine_check, 256);
+    run_matrix(mx_waf_eviction, &o);
+    o.quarantine_check = 0;
     run_matrix(mx_waf_eviction, &o);
 }
 

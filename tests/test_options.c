@@ -240,6 +240,7 @@ static void test_options_table(void **state)
         {"footer_bytes", offsetof(poolsim_options, footer_bytes), PSIM_OPT_U32},
         {"quarantine_bytes", offsetof(poolsim_options, quarantine_bytes), PSIM_OPT_U64},
         {"quarantine_blocks", offsetof(poolsim_options, quarantine_blocks), PSIM_OPT_U32},
+        {"quarantine_check", offsetof(poolsim_options, quarantine_check), PSIM_OPT_U64},
         {"halt_on_bad", offsetof(poolsim_options, halt_on_bad), PSIM_OPT_BOOL},
         {"print_frees", offsetof(poolsim_options, print_frees), PSIM_OPT_BOOL},
         {"fault_probability", offsetof(poolsim_options, fault_probability), PSIM_OPT_U32},

@@ -103,6 +103,9 @@ extern "C" {
 #ifndef POOLSIM_DEFAULT_FOOTER_BYTES
 #define POOLSIM_DEFAULT_FOOTER_BYTES 1
 #endif
+#ifndef POOLSIM_DEFAULT_QUARANTINE_CHECK
+#define POOLSIM_DEFAULT_QUARANTINE_CHECK 256
+#endif
 #ifndef POOLSIM_DEFAULT_HALT_ON_BAD
 #define POOLSIM_DEFAULT_HALT_ON_BAD 0
 #endif
@@ -199,6 +202,9 @@ extern "C" {
       "freed bytes held back, poisoned, before reuse, per shard (0: no quarantine)")                         \
     X(quarantine_blocks, uint32_t, U32, POOLSIM_DEFAULT_QUARANTINE_BLOCKS,                                   \
       "freed blocks held back, poisoned, before reuse, per shard (0: no quarantine)")                        \
+    X(quarantine_check, uint64_t, U64, POOLSIM_DEFAULT_QUARANTINE_CHECK,                                     \
+      "poison bytes checked at each end of a block leaving the quarantine (0: all); poolsim_validate and "   \
+      "poolsim_shutdown check all of them")                                                                  \
     X(halt_on_bad, uint32_t, BOOL, POOLSIM_DEFAULT_HALT_ON_BAD,                                              \
       "break into an attached debugger before each bug check is reported")                                   \
     X(print_frees, uint32_t, BOOL, POOLSIM_DEFAULT_PRINT_FREES,                                              \
