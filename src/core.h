@@ -35,6 +35,7 @@
 #define psim_memcmp __builtin_memcmp
 #define PSIM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PSIM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PSIM_PREFETCH(p) __builtin_prefetch((const void *)(p))
 #else
 void *memset(void *, int, size_t);
 void *memcpy(void *, const void *, size_t);
@@ -44,6 +45,7 @@ int memcmp(const void *, const void *, size_t);
 #define psim_memcmp memcmp
 #define PSIM_LIKELY(x) (x)
 #define PSIM_UNLIKELY(x) (x)
+#define PSIM_PREFETCH(p) ((void)(p))
 #endif
 
 /* Starts a member on a cache line of its own (64 bytes on every target poolsim has). */

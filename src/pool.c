@@ -399,6 +399,57 @@ static bool quarantine(psim *ps, psim_where *w)
     return true;
 }
 
+/* The i-th block to leave shard sh's quarantine (i < qcount). */
+static psim_qent *qnext(const psim_shard *sh, uint32_t i)
+{
+    uint32_t k = sh->qhead + i;
+    return &sh->qring[k >= sh->qcap ? k - sh->qcap : k];
+}
+
+static void qlocate(const psim_qent *e, psim_where *w)
+{
+    uintptr_t addr =
+        e->page->base + (uintptr_t)e->slot * (e->page->kind == PSIM_PG_SLAB ? e->page->slot_size : 0);
+    poolsim__locate(e->page, addr, w);
+}
+
+/* The cache lines of [from, to), the first 512 bytes at most: the hardware
+ * prefetcher follows a longer run on its own. */
+static void prefetch_lines(uintptr_t from, uintptr_t to)
+{
+    if (to - from > 512)
+        to = from + 512;
+    for (from &= ~(uintptr_t)63; from < to; from += 64)
+        PSIM_PREFETCH(from);
+}
+
+/* Asks for what the next evictions will read, a step ahead each: the third
+ * block's page descriptor, the second one's record, the next one's bytes that
+ * its check reads (its size now known: the header, the poison the check
+ * covers, the footer). A block leaves the quarantine long after it entered,
+ * so each of these is a cache miss; one eviction per free leaves them a whole
+ * operation to arrive. Shard lock held. */
+static void quarantine_prefetch(const psim *ps, const psim_shard *sh)
+{
+    psim_where w;
+    if (sh->qcount > 2)
+        PSIM_PREFETCH(qnext(sh, 2)->page);
+    if (sh->qcount > 1) {
+        qlocate(qnext(sh, 1), &w);
+        PSIM_PREFETCH(w.rec);
+    }
+    if (sh->qcount > 0) {
+        qlocate(qnext(sh, 0), &w);
+        uintptr_t size = (uintptr_t)w.rec->size, edge = (uintptr_t)ps->opt.quarantine_check;
+        if (!edge || size <= 2 * edge) {
+            prefetch_lines(w.start, w.end);
+        } else {
+            prefetch_lines(w.start, w.user + edge);
+            prefetch_lines(w.user + size - edge, w.end);
+        }
+    }
+}
+
 void poolsim__quarantine_trim(psim *ps, unsigned shard, uint64_t max_bytes, uint64_t max_blocks,
                               const char *file, int line, poolsim_routine rt)
 {
@@ -409,13 +460,12 @@ void poolsim__quarantine_trim(psim *ps, unsigned shard, uint64_t max_bytes, uint
             poolsim__prim_lock_release(&sh->lock);
             return;
         }
-        psim_qent e = sh->qring[sh->qhead];
+        psim_qent e = *qnext(sh, 0);
         sh->qhead = (sh->qhead + 1) % sh->qcap;
         sh->qcount--;
         psim_where w;
-        uintptr_t addr =
-            e.page->base + (uintptr_t)e.slot * (e.page->kind == PSIM_PG_SLAB ? e.page->slot_size : 0);
-        poolsim__locate(e.page, addr, &w);
+        qlocate(&e, &w);
+        quarantine_prefetch(ps, sh);
         poolsim_bugcheck bc;
         /* write after free, found on the way out */
         bool damaged = poolsim__damage_violation(ps, &w, ps->opt.quarantine_check, &bc);
