@@ -192,7 +192,6 @@ typedef struct psim_page {
     uint8_t kind;                                /* enum psim_page_kind */
     uint8_t pool;                                /* 0 nonpaged, 1 paged */
     uint8_t shard;                               /* owning shard: its lock guards this descriptor */
-    uint8_t cls;                                 /* slab class index */
     uint16_t slot_size, user_off, nslots, nused; /* SPECIAL: nused 1 while the page is open */
     uint16_t free_head, free_tail;               /* FIFO of free slots */
     uint32_t run;                  /* BIG/FREE_RUN: pages in the run; BIG_TAIL: pages back to the head */

@@ -10,7 +10,9 @@
  * Small blocks (up to PSIM_SMALL_MAX bytes) live in slab pages: one slot size
  * per page, so a block never crosses a page, its address is 16-byte aligned
  * (x64) and the slot of an address is one division. A slot is
- *   [header: PSIM_GRAN][caller bytes][footer: footer_bytes or more, to PSIM_GRAN]
+ *   [header: PSIM_GRAN][caller bytes][footer: footer_bytes or more, to a multiple of PSIM_GRAN]
+ * (with the header at 64 bytes and the slot a multiple of 64 when cache-aligned); a slot that would
+ * not fit a page makes the block a big one.
  * Big blocks get a page run: a guard page (its last PSIM_BIG_GUARD bytes are
  * canaries), then the caller's pages, with at least PSIM_GRAN bytes of
  * guarded slack at the end; the caller's pointer is
@@ -272,7 +274,6 @@ void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned
             pg = slab_new(ps, shard, pool, (uint16_t)slot, user_off);
             if (!pg)
                 goto fail;
-            pg->cls = (uint8_t)cls;
             list_push(head, pg);
         }
         uint16_t s = pg->free_head;
@@ -386,7 +387,7 @@ void poolsim__block_release(psim *ps, psim_where *w)
     pg->free_tail = s;
     pg->nused--;
     bool cache = pg->user_off == PSIM_CACHE_ALIGN;
-    psim_page **head = &sh->partial[pg->pool][cache][pg->cls];
+    psim_page **head = &sh->partial[pg->pool][cache][pg->slot_size / PSIM_GRAN]; /* its class */
     if (was_full)
         list_push(head, pg);
     /* An empty page goes back to the runs unless it is its class's only page;

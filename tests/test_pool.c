@@ -916,6 +916,31 @@ static void test_pool_shards_spread(void **state)
     }
 }
 
+/* A page of one slot (blocks above 2 KiB) whose block is freed stays on its own class's list, the largest
+ * class (a whole page) included: without quarantine the next block of that size takes the same slot (a
+ * page-sized slot was filed under class 0, an 8-bit field, so the next one took a new page and the old
+ * one stayed where no allocation looks). */
+static void test_pool_slab_class_reused(void **state)
+{
+    static const size_t sizes[] = {2100, 4000, 0xFE0}; /* 0xFE0: the largest small block */
+    poolsim_options o = opts_default();
+    (void)state;
+    o.quarantine_bytes = 0;
+    poolsim_cmocka_reinit(&o);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        for (int pool = 0; pool < 2; pool++) {
+            uint32_t type = pool ? PAGED : NONPAGED_NX;
+            void *p = ALLOC(type, sizes[i], TAG_X), *q;
+            assert_non_null(p);
+            assert_int_not_equal((uintptr_t)p % PAGE, 0); /* a small block, after its header */
+            FREE(p, TAG_X);
+            q = ALLOC(type, sizes[i], TAG_X);
+            assert_ptr_equal(q, p);
+            FREE(q, TAG_X);
+        }
+    assert_int_equal(poolsim_validate(), 0);
+}
+
 /* Each shard's share of a tag's and of a site's counters has a cache line of its own, so two threads
  * counting one tag or one site never write the same line (they did: the rows sat 40 and 72 bytes into
  * 16-aligned memory, two shards to a line). */
@@ -1035,6 +1060,7 @@ int main(void)
         T(test_pool_validate_quarantine),
         T(test_pool_threads),
         T(test_pool_shards_spread),
+        T(test_pool_slab_class_reused),
         T(test_pool_counters_own_lines),
         T(test_pool_stats_exact),
     };
