@@ -760,8 +760,8 @@ static bool seen_at_eviction(const mblock *b)
     uint64_t e = M.opt.quarantine_check;
     for (unsigned i = 0; i < b->ndmg; i++) {
         int32_t off = b->dmg[i].off;
-        if (off < 0 || (size_t)off >= b->size || !e || b->size <= 2 * e || (uint64_t)off < e ||
-            (uint64_t)off >= b->size - e)
+        if (off < 0 || (size_t)off >= b->size || !e || b->size <= e || b->size - e <= e ||
+            (uint64_t)off < e || (uint64_t)off >= b->size - e)
             return true;
     }
     return false;

@@ -122,7 +122,7 @@ static bool poison_intact(uintptr_t from, uintptr_t to)
 /* The poison of [from, to), or only its first and last `edge` bytes. */
 static bool poison_checked(uintptr_t from, uintptr_t to, uint64_t edge)
 {
-    if (edge && to - from > 2 * edge)
+    if (edge && to - from > edge && to - from - edge > edge)
         return poison_intact(from, from + (uintptr_t)edge) && poison_intact(to - (uintptr_t)edge, to);
     return poison_intact(from, to);
 }

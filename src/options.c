@@ -37,6 +37,8 @@ const char *poolsim__options_check(const poolsim_options *o)
         return "uninit_byte";
     if (o->footer_bytes > 64) /* a small block's slot stays within a page (tracker.c) */
         return "footer_bytes";
+    if (o->quarantine_check > PSIM_SIZE_MAX) /* no block is bigger */
+        return "quarantine_check";
     if (o->irql_history > 64) /* each thread keeps its last 64 transitions (irql.c) */
         return "irql_history";
     if (o->synch_level != 12 && o->synch_level != 13) /* wdk-semantics.md §4.1: the x64 headers say 12 or 13 */

@@ -441,7 +441,7 @@ static void quarantine_prefetch(const psim *ps, const psim_shard *sh)
     if (sh->qcount > 0) {
         qlocate(qnext(sh, 0), &w);
         uintptr_t size = (uintptr_t)w.rec->size, edge = (uintptr_t)ps->opt.quarantine_check;
-        if (!edge || size <= 2 * edge) {
+        if (!edge || size <= edge || size - edge <= edge) {
             prefetch_lines(w.start, w.end);
         } else {
             prefetch_lines(w.start, w.user + edge);

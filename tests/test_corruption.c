@@ -502,7 +502,7 @@ static void test_corruption_overrun_one_byte(void **state)
 static void mx_overrun_footer(const mx *m)
 {
     const size_t n = m->size;
-    guard_case(m, (ptrdiff_t)footer_first(n), 1);    /* into the footer, slack untouched */
+    guard_case(m, (ptrdiff_t)footer_first(n), 1);    /* the first of the footer_bytes before the slot end */
     guard_case(m, (ptrdiff_t)(guard_end(n) - 1), 1); /* the last guarded byte */
     guard_case(m, (ptrdiff_t)n, guard_end(n) - n);   /* a linear overflow through slack and footer */
     const size_t last = guard_end(n) - n < GRAN ? guard_end(n) - n : GRAN;
@@ -627,9 +627,11 @@ static void waf_case(const mx *m, int found_by, size_t off)
     const uint64_t edge = g_opts.quarantine_check;
     if (found_by == FOUND_ON_EVICTION && edge && n > 2 * edge && off >= edge && off < n - edge) {
         /* Leaving the quarantine, only the poison's first and last `edge` bytes are checked. */
+        poolsim_block_info info;
         free_clean(a);
         free_clean(b);
-        CHECK(!poolsim_valid_access(p, 1));
+        CHECK(poolsim_find_block(p, &info)); /* it has left, unreported */
+        CHECK_EQ(info.state, POOLSIM_BLOCK_RELEASED);
         validate_clean();
         return;
     }
@@ -720,6 +722,26 @@ static void test_corruption_waf_shutdown(void **state)
 {
     (void)state;
     run_matrix(mx_waf_shutdown, NULL);
+}
+
+/* quarantine_check takes any size a block can have; a huge one checks everything, and more is refused. */
+static void test_corruption_quarantine_check_range(void **state)
+{
+    poolsim_options o = quarantine_of(1);
+    uint8_t *p, *a;
+    (void)state;
+    CHECK_EQ(poolsim_shutdown(), 0);
+    o.quarantine_check = (uint64_t)1 << 62;
+    CHECK_EQ(poolsim_init(&o), POOLSIM_E_OPTION);
+    o.quarantine_check = sizeof(void *) == 8 ? ((uint64_t)1 << 47) - 1 : 0x7FFFFFFFu;
+    CHECK_EQ(poolsim_init(&o), POOLSIM_OK);
+    poolsim_cmocka_install_handler();
+    p = alloc_n(PagedPool, 0x1800);
+    a = alloc_n(PagedPool, 64);
+    free_clean(p);
+    p[0x800] = WAF_BYTE; /* the middle: checked, as with 0 */
+    EXPECT_WANT(want_waf(POOLSIM_FAMILY_VERIFIER, p, p + 0x800), do_free(a)); /* evicts p */
+    validate_clean();
 }
 
 /* A handler that longjmps out of an eviction report (expect_bugcheck) leaves
@@ -1893,6 +1915,7 @@ int main(void)
         T(test_corruption_waf_eviction),
         T(test_corruption_waf_shutdown),
         T(test_corruption_waf_eviction_longjmp),
+        T(test_corruption_quarantine_check_range),
         T(test_corruption_after_free_guards),
         T(test_corruption_double_free_at_once),
         T(test_corruption_double_free_after_others),
