@@ -435,8 +435,8 @@ static void quarantine_prefetch(const psim *ps, const psim_shard *sh)
     if (sh->qcount > 2)
         PSIM_PREFETCH(qnext(sh, 2)->page);
     if (sh->qcount > 1) {
-        qlocate(qnext(sh, 1), &w);
-        PSIM_PREFETCH(w.rec);
+        const psim_qent *e = qnext(sh, 1);
+        PSIM_PREFETCH(&e->page->recs[e->slot]); /* a big block's only record is slot 0's */
     }
     if (sh->qcount > 0) {
         qlocate(qnext(sh, 0), &w);
