@@ -619,7 +619,7 @@ static void default_handler(const poolsim_bugcheck *bc)
 
 void poolsim__bc_deliver(psim *ps, poolsim_bugcheck *bc)
 {
-    bc->seq = ps ? psim_atomic_load(&ps->seq) : 0;
+    bc->seq = ps ? poolsim__seq_now(ps) : 0;
     poolsim__irql_annotate(bc); /* IRQL and lock bug checks carry the thread's IRQL history */
     psim_atomic_add(&g_count, 1);
     if (g_halt)

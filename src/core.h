@@ -225,6 +225,8 @@ typedef struct psim_shard {
     uint32_t qcap, qhead, qcount;
     uint64_t qbytes;                         /* caller bytes in this shard's quarantine */
     uint64_t allocs, frees, live, live_peak; /* relaxed stores under the lock */
+    uint64_t bytes[2], bytes_peak[2];        /* [pool]: caller bytes of the live blocks; their peak */
+    uint64_t grant[2]; /* [pool]: bytes of the pool's limit this shard holds (>= bytes while one is set) */
     /* The last call site this shard looked up, for allocations [0] and frees [1]. */
     struct {
         const char *file;
@@ -293,8 +295,8 @@ PSIM_STATIC_ASSERT(sizeof(psim_site_counts) == 64 && sizeof(psim_counters) * 2 =
 
 /* Instance-wide atomics; the per-operation counts live in the shards. */
 typedef struct psim_totals {
-    uint64_t failed, peak_live;
-    uint64_t bytes[2], peak_bytes[2]; /* bytes are reserved against the pool limits */
+    uint64_t failed, peak_live, peak_bytes[2];
+    uint64_t granted[2]; /* [pool]: the shards' grants summed: at most the pool's limit */
     uint64_t sites_dropped, tags_dropped;
 } psim_totals;
 
@@ -356,8 +358,9 @@ typedef struct psim_special {
 
 typedef struct psim {
     poolsim_options opt;
-    uint64_t secret;      /* canary secret */
-    uint64_t seq;         /* atomic: last sequence number */
+    uint64_t secret;      /* canary secret; also names the instance a thread's sequence batch is of */
+    uint64_t seq_floor;   /* atomic: the last checkpoint (poolsim__seq_now); numbers handed out are above */
+    PSIM_LINE_ALIGNED uint64_t seq; /* atomic: the last sequence number handed out (in batches) */
     psim_totals tot;      /* atomics */
     uint64_t meta_bytes;  /* atomic */
     uint64_t arena_bytes; /* atomic */
@@ -409,6 +412,13 @@ bool poolsim__locate(psim_page *pg, uintptr_t addr, psim_where *w);
  * record (state FREE, to be filled) and shard locked, or NULL (unlocked). */
 void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned, bool whole_pages,
                            psim_where *w);
+#define PSIM_GRANT 0x10000u /* bytes of a pool limit a shard takes at a time */
+/* True when n more bytes of pool fit the pool's limit (or there is none), taking a larger grant for
+ * the shard when its own is used up. Called with the shard's lock held, which it may release and take
+ * again (to take back the other shards' spare grants). */
+bool poolsim__limit_fits(psim *ps, unsigned shard, unsigned pool, uint64_t n);
+/* Gives back the spare part of the shard's grant beyond `keep` bytes when more than `over`. Shard locked. */
+void poolsim__limit_trim(psim *ps, psim_shard *sh, unsigned pool, uint64_t over, uint64_t keep);
 /* Gives a located block's memory back. Caller holds the shard lock. */
 void poolsim__block_release(psim *ps, psim_where *w);
 unsigned poolsim__shard_of_thread(uint32_t thread);
@@ -515,6 +525,8 @@ void poolsim__count_failed(psim *ps, uint32_t tag, unsigned pool);
 void poolsim__tag_counters(const psim_tagent *e, unsigned pool, poolsim_pool_counters *out);
 /* Instance totals summed over the shards. */
 void poolsim__totals(const psim *ps, uint64_t *allocs, uint64_t *frees, uint64_t *live);
+/* Caller bytes of a pool's live blocks, summed over the shards. */
+uint64_t poolsim__pool_bytes(const psim *ps, unsigned pool);
 void poolsim__atomic_max(uint64_t *p, uint64_t v);
 
 /* fault.c */
@@ -534,6 +546,10 @@ static inline bool poolsim__fault_fires(psim *ps, uint32_t tag, uint64_t n, uint
 void poolsim__fault_trace(psim *ps, bool on);
 size_t poolsim__fault_traced(psim *ps, poolsim_site *out, size_t max);
 
+/* pool.c: a checkpoint of the sequence numbers: every number handed out so far is at most the result,
+ * every number handed out after it returns (in the calling thread, or in one that synchronises with it)
+ * is above. */
+uint64_t poolsim__seq_now(psim *ps);
 /* pool.c: the line every routine prints when called with no instance. */
 void poolsim__not_initialised(const char *routine, const char *file, int line);
 /* pool.c, for the lookaside lists */

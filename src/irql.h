@@ -47,6 +47,9 @@ typedef struct psim_thread {
     uint32_t sp_countdown; /* special.c: eligible allocations until the next sample */
     uint64_t sp_secret;    /* special.c: the instance the sampling state belongs to */
     uint64_t sp_rng;       /* special.c: the thread's sampling generator */
+    uint64_t seq_secret;   /* pool.c: the instance the sequence batch below is of */
+    uint64_t seq_next;     /* pool.c: the thread's next sequence number, while it is at most seq_end */
+    uint64_t seq_end;
     uintptr_t open[PSIM_OPEN_MAX];
     psim_held held[PSIM_HELD_MAX];
     poolsim_irql_event hist[PSIM_HIST];

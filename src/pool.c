@@ -10,6 +10,7 @@
  * NULL or the free does nothing.
  */
 #include "core.h"
+#include "irql.h"
 
 /* ---- Routines ------------------------------------------------------------ */
 
@@ -162,6 +163,48 @@ static bool tag_well_formed(uint32_t tag)
 
 /* ---- Allocation ------------------------------------------------------------ */
 
+/*
+ * Sequence numbers. A thread takes them from the instance's counter in batches of PSIM_SEQ_BATCH, so two
+ * threads do not pass the counter's line back and forth at every event. Along one thread they increase; a
+ * free's number is above its block's allocation (a batch too low for it is dropped, like a Lamport clock);
+ * a checkpoint (poolsim__seq_now) closes every open batch below it. One thread alone numbers 1, 2, 3...
+ * as a single counter would: a checkpoint returns the unused rest of its batch when no other batch was
+ * taken since.
+ */
+#define PSIM_SEQ_BATCH 64u
+
+static uint64_t seq_next(psim *ps, uint64_t above)
+{
+    psim_thread *t = poolsim__thread();
+    if (!t) /* the kernel: no thread state, one counter */
+        return psim_atomic_add(&ps->seq, 1);
+    uint64_t s = t->seq_next;
+    if (PSIM_UNLIKELY(s > t->seq_end || s <= above || t->seq_secret != ps->secret ||
+                      s <= psim_atomic_load(&ps->seq_floor))) {
+        /* Every number handed out is at most the counter, so one new batch is above `above`; a rest
+         * returned by a checkpoint may leave the counter below the floor for a moment, hence the loop. */
+        do {
+            t->seq_end = psim_atomic_add(&ps->seq, PSIM_SEQ_BATCH);
+            s = t->seq_end - PSIM_SEQ_BATCH + 1;
+        } while (s <= psim_atomic_load(&ps->seq_floor));
+        t->seq_secret = ps->secret;
+    }
+    t->seq_next = s + 1;
+    return s;
+}
+
+uint64_t poolsim__seq_now(psim *ps)
+{
+    psim_thread *t = poolsim__thread();
+    if (t && t->seq_secret == ps->secret && t->seq_next <= t->seq_end) {
+        uint64_t end = t->seq_end;
+        if (psim_atomic_cas(&ps->seq, &end, t->seq_next - 1)) /* no batch was taken after this one */
+            t->seq_end = t->seq_next - 1;
+    }
+    poolsim__atomic_max(&ps->seq_floor, psim_atomic_load(&ps->seq));
+    return psim_atomic_load(&ps->seq_floor); /* never below an earlier checkpoint */
+}
+
 static void *alloc_failed(psim *ps, const psim_req *q, uint32_t tag, int32_t *raise_status)
 {
     poolsim__count_failed(ps, tag, q->pool);
@@ -245,15 +288,10 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     if (poolsim__fault_fires(ps, tag, n, q.pool_type, file, line, rt)) /* §5.4 */
         return alloc_failed(ps, &q, tag, raise_status);
 
-    /* The pool limit: reserve the bytes first, so threads cannot overshoot it. */
+    /* Over the pool limit on its own; the bytes in use are counted against it by the shards (tracker.c). */
     uint64_t limit = q.pool ? ps->opt.paged_limit : ps->opt.nonpaged_limit;
     if ((uint64_t)n > PSIM_SIZE_MAX || (limit && (uint64_t)n > limit))
         return alloc_failed(ps, &q, tag, raise_status);
-    uint64_t in_use = psim_atomic_add(&ps->tot.bytes[q.pool], n);
-    if (limit && in_use > limit) {
-        psim_atomic_sub(&ps->tot.bytes[q.pool], n);
-        return alloc_failed(ps, &q, tag, raise_status);
-    }
 
     psim_where w;
     void *p = special ? poolsim__special_alloc(ps, n, q.pool, q.cache,
@@ -261,16 +299,14 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
                       : NULL;
     if (!p)
         p = poolsim__block_alloc(ps, n, q.pool, q.cache, (rtf & RT_MM) != 0, &w);
-    if (!p) {
-        psim_atomic_sub(&ps->tot.bytes[q.pool], n);
+    if (!p)
         return alloc_failed(ps, &q, tag, raise_status);
-    }
     uint32_t site = poolsim__site_cached(ps, poolsim__shard(ps, w.page), file, line, rt, tag);
     psim_rec *r = w.rec;
     r->size = n;
     r->pool_type = q.pool_type;
     r->alloc_rt = (unsigned)rt;
-    r->alloc_seq = psim_atomic_add(&ps->seq, 1);
+    r->alloc_seq = seq_next(ps, 0);
     r->free_seq = 0;
     r->state = PSIM_LIVE;
     /* §2.4: no quota is charged for blocks of a page or more. */
@@ -289,7 +325,6 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
         psim_memset(p, 0, n);
     else if (ps->opt.fill_uninit)
         psim_memset(p, (int)ps->opt.uninit_byte, n);
-    poolsim__atomic_max(&ps->tot.peak_bytes[q.pool], in_use);
     return p;
 }
 
@@ -607,7 +642,7 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     }
     uint64_t n = r->size;
     uint32_t rtag = r->tag, site = r->alloc_site;
-    r->free_seq = psim_atomic_add(&ps->seq, 1);
+    r->free_seq = seq_next(ps, r->alloc_seq);
     r->free_site = poolsim__site_cached(ps, poolsim__shard(ps, w.page), file, line, rt, rtag);
     r->free_rt = (uint8_t)rt;
     unsigned shard = w.page->shard;

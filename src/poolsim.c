@@ -63,7 +63,7 @@ size_t poolsim_shutdown(void)
     poolsim__bc_summary();
     uint64_t allocs, frees, live;
     poolsim__totals(ps, &allocs, &frees, &live);
-    uint64_t paged = psim_atomic_load(&ps->tot.bytes[1]), nonpaged = psim_atomic_load(&ps->tot.bytes[0]);
+    uint64_t paged = poolsim__pool_bytes(ps, 1), nonpaged = poolsim__pool_bytes(ps, 0);
     bool report = live && ps->opt.leak_check;
     uint32_t code = ps->opt.leak_code;
     const char *driver = ps->opt.driver_name;
@@ -188,10 +188,13 @@ void poolsim_get_stats(poolsim_stats *out)
         poolsim__atomic_max(&ps->tot.peak_live, out->live_blocks);
         out->peak_blocks = out->live_blocks;
     }
-    out->nonpaged_bytes = psim_atomic_load(&ps->tot.bytes[0]);
-    out->paged_bytes = psim_atomic_load(&ps->tot.bytes[1]);
-    out->peak_nonpaged_bytes = psim_atomic_load(&ps->tot.peak_bytes[0]);
-    out->peak_paged_bytes = psim_atomic_load(&ps->tot.peak_bytes[1]);
+    uint64_t *bytes[2] = {&out->nonpaged_bytes, &out->paged_bytes};
+    uint64_t *peak[2] = {&out->peak_nonpaged_bytes, &out->peak_paged_bytes};
+    for (unsigned pool = 0; pool < 2; pool++) { /* peaks as peak_blocks */
+        *bytes[pool] = poolsim__pool_bytes(ps, pool);
+        poolsim__atomic_max(&ps->tot.peak_bytes[pool], *bytes[pool]);
+        *peak[pool] = psim_atomic_load(&ps->tot.peak_bytes[pool]);
+    }
     out->tags = psim_atomic_load32(&ps->ntags);
     out->sites = psim_atomic_load32(&ps->nsites) - 1;
     out->meta_bytes = psim_atomic_load(&ps->meta_bytes);
@@ -201,7 +204,7 @@ void poolsim_get_stats(poolsim_stats *out)
     out->special_fallback = psim_atomic_load(&ps->special.fallback);
 }
 
-uint64_t poolsim_sequence(void) { return poolsim__g ? psim_atomic_load(&poolsim__g->seq) : 0; }
+uint64_t poolsim_sequence(void) { return poolsim__g ? poolsim__seq_now(poolsim__g) : 0; }
 
 size_t poolsim_live_since(uint64_t since, poolsim_block_info *out, size_t max)
 {

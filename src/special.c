@@ -169,6 +169,10 @@ void *poolsim__special_alloc(psim *ps, size_t n, unsigned pool, bool cache_align
     psim_special *sp = &ps->special;
     psim_shard *sh = &ps->shards[0];
     poolsim__prim_lock_acquire(&sh->lock);
+    if (!poolsim__limit_fits(ps, 0, pool, n)) { /* normal pool cannot serve it either */
+        poolsim__prim_lock_release(&sh->lock);
+        return NULL;
+    }
     if ((!sp->chunk && !sp_setup(ps)) || !sp->fcount)
         goto fallback;
     uint32_t k = sp->fifo[sp->fhead];

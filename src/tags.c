@@ -299,6 +299,14 @@ void poolsim__totals(const psim *ps, uint64_t *allocs, uint64_t *frees, uint64_t
     }
 }
 
+uint64_t poolsim__pool_bytes(const psim *ps, unsigned pool)
+{
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < POOLSIM_SHARDS; i++)
+        bytes += psim_relaxed_load(&ps->shards[i].bytes[pool]);
+    return bytes;
+}
+
 /* The tag's entry through the shard's one-entry cache; the shard's lock is held. */
 static psim_tagent *tag_cached(psim *ps, psim_shard *sh, uint32_t tag)
 {
@@ -314,7 +322,8 @@ static psim_tagent *tag_cached(psim *ps, psim_shard *sh, uint32_t tag)
  * special pool (one shard), that is exact; when several threads allocate one
  * tag, or one thread's blocks are split between its shard and special pool's,
  * a total that peaks while no shard sets a record of its own can be missed;
- * a read raises the peak to the current total (docs/semantics.md).
+ * a read raises the peak to the current total (docs/semantics.md). The pool
+ * byte and live-block peaks are kept the same way over the shards' totals.
  */
 
 void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool, uint32_t site, uint64_t n)
@@ -337,6 +346,11 @@ void poolsim__count_alloc(psim *ps, unsigned shard, uint32_t tag, unsigned pool,
         bump(&s->bytes[pool], n);
     }
     bump(&sh->allocs, 1);
+    bump(&sh->bytes[pool], n);
+    if (sh->bytes[pool] > sh->bytes_peak[pool]) {
+        psim_relaxed_store(&sh->bytes_peak[pool], sh->bytes[pool]);
+        poolsim__atomic_max(&ps->tot.peak_bytes[pool], poolsim__pool_bytes(ps, pool));
+    }
     bump(&sh->live, 1);
     if (sh->live > sh->live_peak) {
         uint64_t a, f, live;
@@ -359,7 +373,9 @@ void poolsim__count_free(psim *ps, unsigned shard, uint32_t tag, unsigned pool, 
     }
     bump(&sh->frees, 1);
     psim_relaxed_store(&sh->live, sh->live - 1);
-    psim_atomic_sub(&ps->tot.bytes[pool], n);
+    psim_relaxed_store(&sh->bytes[pool], sh->bytes[pool] - n);
+    if (pool ? ps->opt.paged_limit : ps->opt.nonpaged_limit)
+        poolsim__limit_trim(ps, sh, pool, 4u * PSIM_GRANT, PSIM_GRANT); /* keep one grant (tracker.c) */
 }
 
 void poolsim__count_failed(psim *ps, uint32_t tag, unsigned pool)

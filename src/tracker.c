@@ -249,6 +249,51 @@ static psim_page *slab_new(psim *ps, unsigned shard, unsigned pool, uint16_t slo
     return pg;
 }
 
+/* ---- Pool limits ---------------------------------------------------------- */
+
+/* Each shard takes bytes of a pool's limit from the instance in grants and counts its blocks against
+ * them under its own lock, so threads do not share a counter's line at every allocation and free. When
+ * the instance has none left, the other shards' spare grants are taken back before a request fails:
+ * the limit is exact. */
+static bool grant_take(psim *ps, psim_shard *sh, unsigned pool, uint64_t more, uint64_t limit)
+{
+    if (psim_atomic_add(&ps->tot.granted[pool], more) > limit) {
+        psim_atomic_sub(&ps->tot.granted[pool], more);
+        return false;
+    }
+    sh->grant[pool] += more;
+    return true;
+}
+
+void poolsim__limit_trim(psim *ps, psim_shard *sh, unsigned pool, uint64_t over, uint64_t keep)
+{
+    uint64_t spare = sh->grant[pool] - sh->bytes[pool];
+    if (spare > over) {
+        sh->grant[pool] -= spare - keep;
+        psim_atomic_sub(&ps->tot.granted[pool], spare - keep);
+    }
+}
+
+bool poolsim__limit_fits(psim *ps, unsigned shard, unsigned pool, uint64_t n)
+{
+    uint64_t limit = pool ? ps->opt.paged_limit : ps->opt.nonpaged_limit;
+    psim_shard *sh = &ps->shards[shard];
+    if (!limit || sh->bytes[pool] + n <= sh->grant[pool])
+        return true;
+    uint64_t missing = sh->bytes[pool] + n - sh->grant[pool];
+    if (grant_take(ps, sh, pool, missing + PSIM_GRANT, limit) || grant_take(ps, sh, pool, missing, limit))
+        return true;
+    poolsim__prim_lock_release(&sh->lock);
+    for (unsigned i = 0; i < POOLSIM_SHARDS; i++) { /* one lock at a time: the order needs no rule */
+        poolsim__prim_lock_acquire(&ps->shards[i].lock);
+        poolsim__limit_trim(ps, &ps->shards[i], pool, 0, 0);
+        poolsim__prim_lock_release(&ps->shards[i].lock);
+    }
+    poolsim__prim_lock_acquire(&sh->lock);
+    return sh->bytes[pool] + n <= sh->grant[pool] ||
+           grant_take(ps, sh, pool, sh->bytes[pool] + n - sh->grant[pool], limit);
+}
+
 /* Fibonacci hashing, top bits: consecutive thread ids (Linux) and ids four
  * apart (Windows) always land in different shards. */
 unsigned poolsim__shard_of_thread(uint32_t thread)
@@ -266,6 +311,8 @@ void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned
                                    cache_aligned ? PSIM_CACHE_ALIGN : (uintptr_t)PSIM_GRAN);
 
     poolsim__prim_lock_acquire(&sh->lock);
+    if (!poolsim__limit_fits(ps, shard, pool, n))
+        goto fail;
     if (!whole_pages && n <= PSIM_SMALL_MAX && slot <= PSIM_PAGE) {
         unsigned cls = (unsigned)(slot / PSIM_GRAN);
         psim_page **head = &sh->partial[pool][cache_aligned][cls];

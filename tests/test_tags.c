@@ -549,15 +549,155 @@ static void test_tags_new_tags_while_stats_read(void **state)
     assert_int_equal(s.live_blocks, 0);
 }
 
+/* ---- Sequence numbers and pool peaks with two threads --------------------------------------------- */
+
+/* A second thread that allocates or frees on request, one step at a time. */
+typedef struct helper {
+    int cmd; /* 0 idle, 1 allocate `size`, 2 free `p`, 3 stop */
+    size_t size;
+    void *p;
+} helper;
+
+static void helper_main(void *arg)
+{
+    helper *h = (helper *)arg;
+    for (;;) {
+        int cmd = load_int(&h->cmd);
+        if (cmd == 1)
+            h->p = alloc(NONPAGED, h->size, TAG_X);
+        else if (cmd == 2)
+            release(h->p, TAG_X);
+        if (cmd)
+            store_int(&h->cmd, 0);
+        if (cmd == 3)
+            return;
+        if (!cmd)
+            sleep_ms(1);
+    }
+}
+
+static void *helper_do(helper *h, int cmd, size_t size, void *p)
+{
+    h->size = size;
+    h->p = p;
+    store_int(&h->cmd, cmd);
+    while (load_int(&h->cmd))
+        sleep_ms(1);
+    return h->p;
+}
+
+static poolsim_block_info info_of(const void *p)
+{
+    poolsim_block_info info;
+    assert_true(poolsim_find_block(p, &info));
+    return info;
+}
+
+/* Each thread numbers its events from a batch of its own (docs/semantics.md): a free is still numbered
+ * above its block's allocation when another thread made the block with a later batch, and a checkpoint
+ * closes the other thread's open batch, so what it allocates next is found by poolsim_live_since. */
+static void test_tags_sequence_threads(void **state)
+{
+    helper h = {0};
+    thread th;
+    (void)state;
+    thread_start(&th, helper_main, &h);
+    void *y = helper_do(&h, 1, 10, NULL); /* the helper's batch: 1..64 */
+    void *x = alloc(NONPAGED, 20, TAG_X); /* this thread's: 65..128 */
+    assert_int_equal(info_of(y).alloc_seq, 1);
+    assert_int_equal(info_of(x).alloc_seq, 65);
+    helper_do(&h, 2, 0, x); /* the helper's next number, 2, is below x's allocation: a new batch */
+    poolsim_block_info fx = info_of(x);
+    assert_int_equal(fx.free_seq, 129);
+    uint64_t since = poolsim_sequence();
+    assert_int_equal(since, 192);         /* the end of the helper's batch; nothing was given back */
+    void *z = helper_do(&h, 1, 30, NULL); /* the helper's open batch (130..192) is below the checkpoint */
+    assert_int_equal(info_of(z).alloc_seq, 193);
+    poolsim_block_info found[2];
+    assert_int_equal(poolsim_live_since(since, found, 2), 1);
+    assert_ptr_equal(found[0].address, z);
+    assert_int_equal(poolsim_live_since(0, NULL, 0), 2);
+    /* This thread's events keep increasing along it: 66 is below the checkpoint, so a new batch. */
+    release(y, TAG_X);
+    assert_true(info_of(y).free_seq > since);
+    assert_true(poolsim_sequence() >= since);
+    helper_do(&h, 2, 0, z);
+    assert_true(info_of(z).free_seq > info_of(z).alloc_seq);
+    helper_do(&h, 3, 0, NULL);
+    thread_join(&th);
+}
+
+static void check_pool_bytes(uint64_t bytes, uint64_t peak)
+{
+    poolsim_stats s;
+    poolsim_get_stats(&s);
+    assert_int_equal(s.nonpaged_bytes, bytes);
+    assert_int_equal(s.peak_nonpaged_bytes, peak);
+}
+
+/* The pool's bytes are counted where the thread allocates and summed when read. The peak is exact while
+ * one thread's blocks are live, never below the bytes in use, and a pool limit holds exactly. */
+static void test_tags_pool_bytes_threads(void **state)
+{
+    helper h = {0};
+    thread th;
+    (void)state;
+    thread_start(&th, helper_main, &h);
+    void *a = helper_do(&h, 1, 1000, NULL);
+    check_pool_bytes(1000, 1000);
+    helper_do(&h, 2, 0, a);
+    check_pool_bytes(0, 1000);
+    void *b = alloc(NONPAGED, 600, TAG_X);
+    void *c = alloc(NONPAGED, 700, TAG_X);
+    check_pool_bytes(1300, 1300);
+    release(b, TAG_X);
+    a = helper_do(&h, 1, 900, NULL); /* 1600 in use: a read finds it, whatever the shards saw */
+    check_pool_bytes(1600, 1600);
+    helper_do(&h, 2, 0, a);
+    release(c, TAG_X);
+    check_pool_bytes(0, 1600);
+    helper_do(&h, 3, 0, NULL);
+    thread_join(&th);
+}
+
+static void test_tags_pool_limit_threads(void **state)
+{
+    helper h = {0};
+    thread th;
+    (void)state;
+    poolsim_options o;
+    poolsim_options_default(&o);
+    o.nonpaged_limit = 1000;
+    poolsim_cmocka_reinit(&o);
+    thread_start(&th, helper_main, &h);
+    void *a = helper_do(&h, 1, 600, NULL);
+    assert_non_null(a);
+    assert_null(alloc(NONPAGED, 401, TAG_X)); /* the other thread's 600 count against the limit */
+    void *b = alloc(NONPAGED, 400, TAG_X);
+    assert_non_null(b);
+    assert_null(helper_do(&h, 1, 1, NULL));
+    release(b, TAG_X); /* this thread gives back bytes the other one may take */
+    void *c = helper_do(&h, 1, 400, NULL);
+    assert_non_null(c);
+    check_pool_bytes(1000, 1000);
+    helper_do(&h, 2, 0, c);
+    helper_do(&h, 2, 0, a);
+    check_pool_bytes(0, 1000);
+    helper_do(&h, 3, 0, NULL);
+    thread_join(&th);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, poolsim_cmocka_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_tags_counters),        T(test_tags_untagged_routine),
-        T(test_tags_failed_at_limit), T(test_tags_protected_masked),
-        T(test_tags_overflow_row),    T(test_tags_sites),
-        T(test_tags_sites_off),       T(test_tags_new_tags_while_stats_read),
-        T(test_tags_protected_all_ones), T(test_tags_alternating),
+        T(test_tags_counters),           T(test_tags_untagged_routine),
+        T(test_tags_failed_at_limit),    T(test_tags_protected_masked),
+        T(test_tags_overflow_row),       T(test_tags_sites),
+        T(test_tags_sites_off),          T(test_tags_new_tags_while_stats_read),
+        T(test_tags_sequence_threads),   T(test_tags_pool_bytes_threads),
+        T(test_tags_pool_limit_threads), T(test_tags_protected_all_ones),
+        T(test_tags_alternating),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

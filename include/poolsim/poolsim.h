@@ -467,7 +467,9 @@ POOLSIM_API void poolsim_get_stats(poolsim_stats *out);
  * test snapshot before a piece of code and list what it left allocated. */
 POOLSIM_API size_t poolsim_live_since(uint64_t since, poolsim_block_info *out, size_t max);
 
-/* The instance's last sequence number (allocations and frees both count). */
+/* A checkpoint of the instance's sequence numbers (allocations and frees both count): every event
+ * numbered so far is at most the result, every later one (in this thread, or in a thread that
+ * synchronised with it) is above. One thread alone numbers 1, 2, 3...; docs/semantics.md. */
 POOLSIM_API uint64_t poolsim_sequence(void);
 
 /* ---- Fault injection (Verifier's Low Resources Simulation, fail-the-Nth) ---- */
