@@ -360,7 +360,11 @@ typedef struct psim {
     poolsim_options opt;
     uint64_t secret;      /* canary secret; also names the instance a thread's sequence batch is of */
     uint64_t seq_floor;   /* atomic: the last checkpoint (poolsim__seq_now); numbers handed out are above */
-    PSIM_LINE_ALIGNED uint64_t seq; /* atomic: the last sequence number handed out (in batches) */
+    /* atomic: the last sequence number handed out (in batches). Padded, not aligned, to a line of its
+     * own: the platform allocates the instance 16-aligned. */
+    uint8_t seq_pad_[56];
+    uint64_t seq;
+    uint8_t seq_pad2_[56];
     psim_totals tot;      /* atomics */
     uint64_t meta_bytes;  /* atomic */
     uint64_t arena_bytes; /* atomic */

@@ -20,7 +20,8 @@
  *
  * Each shard owns its chunks; its lock guards their descriptors and records.
  * Threads are spread over shards by thread id, so two threads rarely share a
- * lock. Lock order: shard lock, then map_lock.
+ * lock. Lock order: shard lock, then map_lock; only a request at a pool limit holds several shard locks,
+ * taken in index order (poolsim__limit_fits).
  */
 #include "core.h"
 
@@ -283,15 +284,18 @@ bool poolsim__limit_fits(psim *ps, unsigned shard, unsigned pool, uint64_t n)
     uint64_t missing = sh->bytes[pool] + n - sh->grant[pool];
     if (grant_take(ps, sh, pool, missing + PSIM_GRANT, limit) || grant_take(ps, sh, pool, missing, limit))
         return true;
+    /* Every shard locked (in index order: nothing else holds two), so no thread takes the spare
+     * bytes back between the trims and the request's own grant. */
     poolsim__prim_lock_release(&sh->lock);
-    for (unsigned i = 0; i < POOLSIM_SHARDS; i++) { /* one lock at a time: the order needs no rule */
+    for (unsigned i = 0; i < POOLSIM_SHARDS; i++) {
         poolsim__prim_lock_acquire(&ps->shards[i].lock);
         poolsim__limit_trim(ps, &ps->shards[i], pool, 0, 0);
-        poolsim__prim_lock_release(&ps->shards[i].lock);
     }
-    poolsim__prim_lock_acquire(&sh->lock);
-    return sh->bytes[pool] + n <= sh->grant[pool] ||
-           grant_take(ps, sh, pool, sh->bytes[pool] + n - sh->grant[pool], limit);
+    bool fits = grant_take(ps, sh, pool, sh->bytes[pool] + n - sh->grant[pool], limit);
+    for (unsigned i = 0; i < POOLSIM_SHARDS; i++)
+        if (i != shard)
+            poolsim__prim_lock_release(&ps->shards[i].lock);
+    return fits;
 }
 
 /* Fibonacci hashing, top bits: consecutive thread ids (Linux) and ids four
