@@ -128,12 +128,25 @@ static void run_park(psim_shard *sh, psim_page *pg, uint32_t npages)
     list_push(run_list(sh, pg->pool, npages), pg);
 }
 
-/* Drops the history a parked page still holds; the page is being reused. */
+/* Drops the history a parked page still holds. */
 static void page_forget(psim *ps, psim_page *pg)
 {
     if (pg->recs)
         poolsim__meta_free(ps, pg->recs, (pg->kind == PSIM_PG_SLAB ? pg->nslots : 1u) * sizeof(psim_rec));
     pg->recs = NULL;
+}
+
+/* The records for a page (or run) being handed out to hold n blocks: the array its last use left,
+ * cleared, when it has n (the freed blocks' history ends either way), else a new one; NULL when the
+ * platform has no memory. Reusing spares an allocation and a free at a quarter of live10k's operations. */
+static psim_rec *recs_for(psim *ps, psim_page *pg, uint32_t n)
+{
+    if (pg->recs && (pg->kind == PSIM_PG_SLAB ? pg->nslots : 1u) == n) {
+        psim_memset(pg->recs, 0, (size_t)n * sizeof(psim_rec));
+        return pg->recs;
+    }
+    page_forget(ps, pg);
+    return (psim_rec *)poolsim__meta_alloc(ps, (size_t)n * sizeof(psim_rec));
 }
 
 psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t npages)
@@ -179,7 +192,8 @@ psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t
     return c;
 }
 
-/* Takes a run of npages free pages of pool; caller holds the shard lock. */
+/* Takes a run of npages free pages of pool, with the records its head page still holds (recs_for);
+ * caller holds the shard lock. */
 static psim_page *run_take(psim *ps, unsigned shard, unsigned pool, uint32_t npages)
 {
     psim_shard *sh = &ps->shards[shard];
@@ -198,7 +212,6 @@ static psim_page *run_take(psim *ps, unsigned shard, unsigned pool, uint32_t npa
                 continue; /* only in the last list, which mixes lengths */
             uint32_t rest = pg->run - npages;
             list_remove(head, pg);
-            page_forget(ps, pg);
             if (rest)
                 run_put(sh, pg + npages, rest);
             return pg;
@@ -232,7 +245,7 @@ static psim_page *slab_new(psim *ps, unsigned shard, unsigned pool, uint16_t slo
     if (!pg)
         return NULL;
     uint16_t n = (uint16_t)(PSIM_PAGE / slot_size);
-    psim_rec *recs = (psim_rec *)poolsim__meta_alloc(ps, (size_t)n * sizeof(psim_rec));
+    psim_rec *recs = recs_for(ps, pg, n);
     if (!recs) {
         run_put(&ps->shards[shard], pg, 1);
         return NULL;
@@ -351,7 +364,7 @@ void *poolsim__block_alloc(psim *ps, size_t n, unsigned pool, bool cache_aligned
     psim_page *pg = run_take(ps, shard, pool, (uint32_t)npages);
     if (!pg)
         goto fail;
-    pg->recs = (psim_rec *)poolsim__meta_alloc(ps, sizeof(psim_rec));
+    pg->recs = recs_for(ps, pg, 1);
     if (!pg->recs) {
         run_put(sh, pg, (uint32_t)npages);
         goto fail;

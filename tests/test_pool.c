@@ -941,6 +941,36 @@ static void test_pool_slab_class_reused(void **state)
     assert_int_equal(poolsim_validate(), 0);
 }
 
+/* A page handed out again keeps its record array when the new class has as many slots, cleared: no slot
+ * answers with the history of the page's last use. 1000-byte blocks and 900-byte ones both take 4 slots a
+ * page; the chunk is used up first, since untouched pages go before freed ones. */
+static void test_pool_reused_page_records_cleared(void **state)
+{
+    static void *blocks[POOLSIM_CHUNK_PAGES * 4];
+    poolsim_options o = opts_default();
+    poolsim_block_info info;
+    (void)state;
+    o.quarantine_bytes = 0;
+    poolsim_cmocka_reinit(&o);
+    for (size_t i = 0; i < PSIM_COUNTOF(blocks); i++)
+        assert_non_null(blocks[i] = ALLOC(NONPAGED, 1000, TAG_X));
+    uintptr_t page1 = (uintptr_t)blocks[4] & ~(uintptr_t)(PAGE - 1);
+    assert_int_equal((uintptr_t)blocks[7] & ~(uintptr_t)(PAGE - 1), page1);
+    for (size_t i = 0; i < 8; i++) /* page 0 stays its class's empty page, page 1 goes back to the runs */
+        FREE(blocks[i], TAG_X);
+    assert_true(poolsim_find_block(blocks[5], &info));
+    assert_int_equal(info.state, POOLSIM_BLOCK_RELEASED);
+    void *q = ALLOC(NONPAGED, 900, TAG_X);
+    assert_int_equal((uintptr_t)q & ~(uintptr_t)(PAGE - 1), page1);
+    assert_false(poolsim_find_block(blocks[5], &info)); /* the new class's slot 1, never used */
+    assert_true(poolsim_find_block(blocks[1], &info));  /* page 0 keeps its history */
+    assert_int_equal(info.state, POOLSIM_BLOCK_RELEASED);
+    FREE(q, TAG_X);
+    for (size_t i = 8; i < PSIM_COUNTOF(blocks); i++)
+        FREE(blocks[i], TAG_X);
+    assert_int_equal(poolsim_validate(), 0);
+}
+
 /* Each shard's share of a tag's and of a site's counters has a cache line of its own, so two threads
  * counting one tag or one site never write the same line (they did: the rows sat 40 and 72 bytes into
  * 16-aligned memory, two shards to a line). */
@@ -1061,6 +1091,7 @@ int main(void)
         T(test_pool_threads),
         T(test_pool_shards_spread),
         T(test_pool_slab_class_reused),
+        T(test_pool_reused_page_records_cleared),
         T(test_pool_counters_own_lines),
         T(test_pool_stats_exact),
     };
