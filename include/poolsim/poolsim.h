@@ -444,7 +444,9 @@ typedef struct poolsim_tag_usage_t {
  * name in C, hence the _t.) */
 POOLSIM_API bool poolsim_tag_usage(unsigned long tag, poolsim_tag_usage_t *out);
 
-/* Totals of the instance. */
+/* Totals of the instance. The peaks are exact while one thread's blocks are live (outside special
+ * pool), never below the current figure, and a lower bound when threads allocate at once
+ * (docs/semantics.md). */
 typedef struct poolsim_stats {
     uint64_t allocs, frees, failed;
     uint64_t live_blocks, peak_blocks;
