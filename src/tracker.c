@@ -178,18 +178,16 @@ psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t
             psim_atomic_store_ptr(slot, &c->pages[i]);
         ok = slot != NULL;
     }
-    if (ok) {
-        c->next = ps->chunks;
-        psim_atomic_store_ptr((void **)&ps->chunks, c);
-    }
+    /* A chunk the map could not take whole is kept all the same, every page carved: map entries already
+     * made point at its descriptors, which a lock-free lookup may be reading, and none of its pages
+     * ever holds a block. poolsim__tracker_fini frees it with the others. */
+    if (!ok)
+        c->carved = npages;
+    c->next = ps->chunks;
+    psim_atomic_store_ptr((void **)&ps->chunks, c);
     poolsim__prim_lock_release(&ps->map_lock);
-    if (!ok) {
-        /* Pages already entered point at descriptors that never hold a block. */
-        poolsim__prim_pages_unmap(base, bytes);
-        return NULL;
-    }
     psim_atomic_add(&ps->arena_bytes, bytes);
-    return c;
+    return ok ? c : NULL;
 }
 
 /* Takes a run of npages free pages of pool, with the records its head page still holds (recs_for);
