@@ -179,6 +179,11 @@ static void test_pool_alignment_small(void **state)
             assert_int_equal(info.size, n);
             assert_int_equal(info.pool_type, types[t]);
             assert_int_equal(info.state, POOLSIM_BLOCK_LIVE);
+            /* Every slot of every class, from its first byte (the header) to the caller's last. */
+            assert_true(poolsim_find_block((uint8_t *)blocks[n] - GRAN, &info));
+            assert_ptr_equal(info.address, blocks[n]);
+            assert_true(poolsim_find_block((uint8_t *)blocks[n] + n - 1, &info));
+            assert_ptr_equal(info.address, blocks[n]);
             FREE(blocks[n], TAG_X);
         }
     }
