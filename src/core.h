@@ -514,9 +514,19 @@ bool poolsim__tag_match(uint32_t tag, const char *pattern);
 /* The same over a space-separated list of patterns (Verifier's /faults tags). */
 bool poolsim__tag_match_list(uint32_t tag, const char *patterns);
 uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine rt, uint32_t tag);
-/* The same through the shard's one-entry cache; the shard's lock is held. */
-uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt,
+/* The same, remembered in the shard's one-entry cache for allocations or frees (the shard's lock is held). */
+uint32_t poolsim__site_lookup(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt,
                               uint32_t tag);
+/* The same through that cache: the call site repeats its last call's (a loop) in most calls. */
+static inline uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line,
+                                            poolsim_routine rt, uint32_t tag)
+{
+    unsigned k = rt >= POOLSIM_RT_EX_FREE_POOL; /* the allocation routines come first */
+    if (PSIM_LIKELY(sh->site_cache[k].file == file && sh->site_cache[k].line == line &&
+                    sh->site_cache[k].tag == tag && sh->site_cache[k].rt == rt && sh->site_cache[k].idx))
+        return sh->site_cache[k].idx;
+    return poolsim__site_lookup(ps, sh, file, line, rt, tag);
+}
 const psim_site *poolsim__site_at(const psim *ps, uint32_t idx);
 /* A site's counters summed over the shards. */
 void poolsim__site_sum(const psim_site *s, psim_site_counts *sum);

@@ -241,13 +241,10 @@ uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine
     return found;
 }
 
-uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt,
+uint32_t poolsim__site_lookup(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt,
                               uint32_t tag)
 {
-    unsigned k = rt >= POOLSIM_RT_EX_FREE_POOL; /* the allocation routines come first */
-    if (sh->site_cache[k].idx && sh->site_cache[k].file == file && sh->site_cache[k].line == line &&
-        sh->site_cache[k].rt == rt && sh->site_cache[k].tag == tag)
-        return sh->site_cache[k].idx;
+    unsigned k = rt >= POOLSIM_RT_EX_FREE_POOL;
     uint32_t idx = poolsim__site_get(ps, file, line, rt, tag);
     sh->site_cache[k].file = file;
     sh->site_cache[k].line = line;
