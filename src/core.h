@@ -522,6 +522,8 @@ static inline uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char
                                             poolsim_routine rt, uint32_t tag)
 {
     unsigned k = rt >= POOLSIM_RT_EX_FREE_POOL; /* the allocation routines come first */
+    if (!ps->opt.track_sites)
+        return 0;
     if (PSIM_LIKELY(sh->site_cache[k].file == file && sh->site_cache[k].line == line &&
                     sh->site_cache[k].tag == tag && sh->site_cache[k].rt == rt && sh->site_cache[k].idx))
         return sh->site_cache[k].idx;
