@@ -297,7 +297,6 @@ PSIM_STATIC_ASSERT(sizeof(psim_site_counts) == 64 && sizeof(psim_counters) * 2 =
 typedef struct psim_totals {
     uint64_t failed, peak_live, peak_bytes[2];
     uint64_t granted[2]; /* [pool]: the shards' grants summed: at most the pool's limit */
-    uint64_t sites_dropped, tags_dropped;
 } psim_totals;
 
 #ifndef POOLSIM_LOOKASIDE_CAPACITY
@@ -517,7 +516,8 @@ uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine
 /* The same, remembered in the shard's one-entry cache for allocations or frees (the shard's lock is held). */
 uint32_t poolsim__site_lookup(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt,
                               uint32_t tag);
-/* The same through that cache: the call site repeats its last call's (a loop) in most calls. */
+/* The same through that cache: the call site repeats its last call's (a loop) in most calls. A site the
+ * table had no room for stays 0 (the zeroed cache is right too: NULL file, site 0). */
 static inline uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line,
                                             poolsim_routine rt, uint32_t tag)
 {
@@ -525,7 +525,7 @@ static inline uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char
     if (!ps->opt.track_sites)
         return 0;
     if (PSIM_LIKELY(sh->site_cache[k].file == file && sh->site_cache[k].line == line &&
-                    sh->site_cache[k].tag == tag && sh->site_cache[k].rt == rt && sh->site_cache[k].idx))
+                    sh->site_cache[k].tag == tag && sh->site_cache[k].rt == rt))
         return sh->site_cache[k].idx;
     return poolsim__site_lookup(ps, sh, file, line, rt, tag);
 }

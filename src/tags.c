@@ -101,8 +101,6 @@ psim_tagent *poolsim__tag_get(psim *ps, uint32_t tag)
             psim_atomic_store32(&slot->used, 1);
             psim_atomic_store32(&ps->ntags, ps->ntags + 1); /* poolsim_get_stats reads it without the lock */
             e = slot;
-        } else {
-            psim_atomic_add(&ps->tot.tags_dropped, 1);
         }
         break;
     }
@@ -215,18 +213,14 @@ uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine
         if (*slot)
             continue;
         uint32_t idx = ps->nsites;
-        if (idx >= POOLSIM_SITE_CAPACITY) {
-            psim_atomic_add(&ps->tot.sites_dropped, 1);
+        if (idx >= POOLSIM_SITE_CAPACITY) /* full: the block is counted under its tag only */
             break;
-        }
         psim_site **chunk = &ps->site_chunks[idx / PSIM_SITE_CHUNK];
         if (!*chunk)
             *chunk =
                 (psim_site *)line_aligned(ps, PSIM_SITE_CHUNK_BYTES, &ps->site_mem[idx / PSIM_SITE_CHUNK]);
-        if (!*chunk) {
-            psim_atomic_add(&ps->tot.sites_dropped, 1);
+        if (!*chunk)
             break;
-        }
         psim_site *s = &(*chunk)[idx % PSIM_SITE_CHUNK];
         s->file = file;
         s->line = line;

@@ -514,6 +514,42 @@ static void test_tags_sites_off(void **state)
     assert_int_equal(usage(TAG_X).nonpaged.allocs, 1);
 }
 
+/* A full call-site table: the blocks of a site beyond it are tracked and counted under their tag, their
+ * site unknown; the sites it holds keep counting. */
+static void test_tags_site_table_full(void **state)
+{
+    enum { EXTRA = 10 };
+    static void *b[POOLSIM_SITE_CAPACITY + EXTRA];
+    poolsim_stats st;
+    poolsim_block_info info;
+    (void)state;
+    for (int i = 0; i < (int)POOLSIM_SITE_CAPACITY + EXTRA; i++) /* site i + 1: line i + 1 of drv/a.c */
+        assert_non_null(
+            b[i] = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 8, TAG_X, g_file_a, i + 1));
+    poolsim_get_stats(&st);
+    assert_int_equal(st.sites, POOLSIM_SITE_CAPACITY - 1); /* entry 0 is "unknown" */
+    assert_int_equal(usage(TAG_X).nonpaged.allocs, POOLSIM_SITE_CAPACITY + EXTRA);
+    assert_true(poolsim_find_block(b[POOLSIM_SITE_CAPACITY - 2], &info)); /* the last site that fit */
+    assert_ptr_equal(info.alloc_site.file, g_file_a);
+    assert_int_equal(info.alloc_site.line, POOLSIM_SITE_CAPACITY - 1);
+    for (int i = POOLSIM_SITE_CAPACITY - 1; i < (int)POOLSIM_SITE_CAPACITY + EXTRA; i++) {
+        assert_true(poolsim_find_block(b[i], &info));
+        assert_null(info.alloc_site.file);
+        assert_int_equal(info.alloc_site.line, 0);
+        assert_int_equal(info.tag, TAG_X);
+    }
+    /* A site in the table, after the shard's cache held one that did not fit. */
+    void *p = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 8, TAG_X, g_file_a, 1);
+    assert_true(poolsim_find_block(p, &info));
+    assert_int_equal(info.alloc_site.line, 1);
+    assert_int_equal(sum(site_find(g_file_a, 1, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X)).allocs[0], 2);
+    release(p, TAG_X);
+    for (int i = 0; i < (int)POOLSIM_SITE_CAPACITY + EXTRA; i++)
+        release(b[i], TAG_X);
+    assert_int_equal(usage(TAG_X).nonpaged.bytes, 0);
+    assert_int_equal(poolsim_validate(), 0);
+}
+
 /* ---- New tags while another thread reads the totals ----------------------------------------------- */
 
 #define NEW_TAGS 300u
@@ -745,6 +781,7 @@ int main(void)
         T(test_tags_sequence_threads),   T(test_tags_pool_bytes_threads),
         T(test_tags_pool_limit_threads), T(test_tags_pool_limit_racing),
         T(test_tags_protected_all_ones), T(test_tags_alternating),
+        T(test_tags_site_table_full),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
