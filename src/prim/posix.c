@@ -71,10 +71,11 @@ static __thread uint32_t posix_locks; /* poolsim__prim_lock locks this thread ho
 /* The core's per-thread block (prim.h); its first byte is the simulated IRQL. */
 __thread poolsim__prim_thread_block poolsim__prim_thread_tls __attribute__((aligned(16)));
 
-void poolsim__prim_lock_acquire(poolsim__prim_lock *l)
+/* The wait, out of line: the uncontended acquire is the exchange, a test and the count. */
+static __attribute__((noinline)) void posix_lock_wait(int *w)
 {
-    int *w = posix_lock_word(l);
-    for (unsigned spins = 0; __atomic_exchange_n(w, 1, __ATOMIC_ACQUIRE) != 0;) {
+    unsigned spins = 0;
+    do {
         while (__atomic_load_n(w, __ATOMIC_RELAXED) != 0) {
             if (++spins % 128u == 0)
                 sched_yield();
@@ -83,7 +84,14 @@ void poolsim__prim_lock_acquire(poolsim__prim_lock *l)
                 __builtin_ia32_pause();
 #endif
         }
-    }
+    } while (__atomic_exchange_n(w, 1, __ATOMIC_ACQUIRE) != 0);
+}
+
+void poolsim__prim_lock_acquire(poolsim__prim_lock *l)
+{
+    int *w = posix_lock_word(l);
+    if (__atomic_exchange_n(w, 1, __ATOMIC_ACQUIRE) != 0)
+        posix_lock_wait(w);
     posix_locks++;
 }
 
