@@ -28,7 +28,6 @@
 #define POSIX_HAVE_TRAP 0
 #endif
 
-
 unsigned poolsim__prim_caps(void)
 {
     return POOLSIM__CAP_PAGE_PROTECT | POOLSIM__CAP_ENVIRONMENT | POOLSIM__CAP_SIM_IRQL |
@@ -62,7 +61,10 @@ void poolsim__prim_meta_free(void *p, size_t bytes)
  * descheduled, or in a system call: a chunk being mapped). */
 static int *posix_lock_word(poolsim__prim_lock *l) { return (int *)(void *)l; }
 
-void poolsim__prim_lock_init(poolsim__prim_lock *l) { __atomic_store_n(posix_lock_word(l), 0, __ATOMIC_RELEASE); }
+void poolsim__prim_lock_init(poolsim__prim_lock *l)
+{
+    __atomic_store_n(posix_lock_word(l), 0, __ATOMIC_RELEASE);
+}
 void poolsim__prim_lock_destroy(poolsim__prim_lock *l) { (void)l; }
 
 static __thread uint32_t posix_tid;
