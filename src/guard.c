@@ -26,7 +26,7 @@ uint8_t poolsim__guard_byte(const psim *ps, uintptr_t addr)
     return (uint8_t)(guard_word(ps, addr & ~(uintptr_t)7) >> (8 * (addr & 7)));
 }
 
-static void guard_fill(const psim *ps, uintptr_t from, uintptr_t to)
+static inline void guard_fill(const psim *ps, uintptr_t from, uintptr_t to)
 {
     for (; from < to && (from & 7); from++)
         *(uint8_t *)from = poolsim__guard_byte(ps, from);
@@ -38,22 +38,22 @@ static void guard_fill(const psim *ps, uintptr_t from, uintptr_t to)
         *(uint8_t *)from = poolsim__guard_byte(ps, from);
 }
 
-/* First address in [from, to) whose byte is not its canary, or 0. */
-static uintptr_t guard_find(const psim *ps, uintptr_t from, uintptr_t to)
+/* True when every byte of [from, to) is its canary. */
+static inline bool guard_intact(const psim *ps, uintptr_t from, uintptr_t to)
 {
     for (; from < to && (from & 7); from++)
         if (*(const uint8_t *)from != poolsim__guard_byte(ps, from))
-            return from;
+            return false;
     for (; from + 8 <= to; from += 8) {
         uint64_t w;
         psim_memcpy(&w, (const void *)from, 8);
         if (w != guard_word(ps, from))
-            break;
+            return false;
     }
     for (; from < to; from++)
         if (*(const uint8_t *)from != poolsim__guard_byte(ps, from))
-            return from;
-    return 0;
+            return false;
+    return true;
 }
 
 /* The header bytes a small block must carry: Ulong1 and the tag, little-endian
@@ -135,12 +135,12 @@ bool poolsim__block_intact(const psim *ps, const psim_where *w, const psim_rec *
         uint8_t hdr[PSIM_GRAN];
         header_expected(ps, w, r, hdr);
         if (psim_memcmp((const void *)(w->user - PSIM_GRAN), hdr, PSIM_GRAN) != 0 ||
-            guard_find(ps, w->start, w->user - PSIM_GRAN))
+            !guard_intact(ps, w->start, w->user - PSIM_GRAN))
             return false;
-    } else if (guard_find(ps, w->start, w->user)) {
+    } else if (!guard_intact(ps, w->start, w->user)) {
         return false;
     }
-    if (guard_find(ps, w->user + (uintptr_t)r->size, w->end))
+    if (!guard_intact(ps, w->user + (uintptr_t)r->size, w->end))
         return false;
     return r->state != PSIM_QUARANTINED || poison_checked(w->user, w->user + (uintptr_t)r->size, edge);
 }
