@@ -68,7 +68,7 @@ static void header_expected(const psim *ps, const psim_where *w, const psim_rec 
                                           : (prev & 0x1FF) | ((units & 0x1FF) << 16) | ((type & 0x7F) << 25);
     uint64_t head = (uint64_t)ulong1 | ((uint64_t)r->tag << 32);
     psim_memcpy(out, &head, 8);
-    if (PSIM_GRAN == 16) { /* x64: an 8-aligned word of canary bytes follows (little-endian, like guard_fill) */
+    if (PSIM_GRAN == 16) { /* x64: an 8-aligned word of canary bytes follows (little-endian, as guard_fill) */
         uint64_t canary = guard_word(ps, w->user - 8);
         psim_memcpy(out + 8, &canary, 8);
     }
