@@ -517,11 +517,11 @@ uint32_t poolsim__site_get(psim *ps, const char *file, int line, poolsim_routine
 uint32_t poolsim__site_lookup(psim *ps, psim_shard *sh, const char *file, int line, poolsim_routine rt,
                               uint32_t tag);
 /* The same through that cache: the call site repeats its last call's (a loop) in most calls. A site the
- * table had no room for stays 0 (the zeroed cache is right too: NULL file, site 0). */
+ * full table has no room for is cached as 0, for good (the zeroed cache is right too: NULL file, site 0). */
 static inline uint32_t poolsim__site_cached(psim *ps, psim_shard *sh, const char *file, int line,
                                             poolsim_routine rt, uint32_t tag)
 {
-    unsigned k = rt >= POOLSIM_RT_EX_FREE_POOL; /* the allocation routines come first */
+    unsigned k = rt >= POOLSIM_RT_EX_FREE_POOL; /* the pool allocators, then the frees and the others */
     if (!ps->opt.track_sites)
         return 0;
     if (PSIM_LIKELY(sh->site_cache[k].file == file && sh->site_cache[k].line == line &&

@@ -8,7 +8,7 @@
  * again). Counters are atomics. Tags are keyed without PROTECTED_POOL.
  * When the tag table is full, further tags are counted in one overflow row
  * (tag 0xFFFFFFFF, shown as "....", queried with that value); when the site table is full, blocks keep
- * site 0 ("unknown") and a counter says how many.
+ * site 0 ("unknown").
  */
 #include "core.h"
 
@@ -240,6 +240,8 @@ uint32_t poolsim__site_lookup(psim *ps, psim_shard *sh, const char *file, int li
 {
     unsigned k = rt >= POOLSIM_RT_EX_FREE_POOL;
     uint32_t idx = poolsim__site_get(ps, file, line, rt, tag);
+    if (!idx && file && psim_atomic_load32(&ps->nsites) < POOLSIM_SITE_CAPACITY)
+        return 0; /* no memory for the table just now: the next call tries again */
     sh->site_cache[k].file = file;
     sh->site_cache[k].line = line;
     sh->site_cache[k].rt = rt;

@@ -179,7 +179,7 @@ static void test_pool_alignment_small(void **state)
             assert_int_equal(info.size, n);
             assert_int_equal(info.pool_type, types[t]);
             assert_int_equal(info.state, POOLSIM_BLOCK_LIVE);
-            /* Every slot of every class, from its first byte (the header) to the caller's last. */
+            /* Every slot of every class, from its first byte (its header: not cache-aligned) to the last. */
             assert_true(poolsim_find_block((uint8_t *)blocks[n] - GRAN, &info));
             assert_ptr_equal(info.address, blocks[n]);
             assert_true(poolsim_find_block((uint8_t *)blocks[n] + n - 1, &info));

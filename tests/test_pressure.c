@@ -235,6 +235,52 @@ static void slow_raiser(void *arg)
         poolsim_bugcheck_raise(0xDEAD, base + i, 0, 0, 0, "drv/slow.c", (int)(base + i), "KeBugCheckEx");
 }
 
+/* A block allocated while poolsim has no memory for a new part of the site table is counted without its
+ * call site; the next call from that site, with memory back, gets its row (the shard's cache of the last
+ * site must not keep the miss). */
+static const char g_sites_file[] = "drv/sites.c";
+
+static void *alloc_line(int line)
+{
+    poolsim_alloc_req req;
+    memset(&req, 0, sizeof req);
+    req.routine = POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG;
+    req.type = NonPagedPoolNx;
+    req.size = 8;
+    req.tag = TAG;
+    return poolsim_pool_alloc(&req, NULL, g_sites_file, line);
+}
+
+static void test_pressure_site_table_without_memory(void **state)
+{
+    enum { FIRST_PART = 255 }; /* the table's first part: sites 1..255 (0 is "unknown") */
+    void *b[FIRST_PART], *p, *q;
+    poolsim_block_info info;
+    poolsim_stats st;
+    (void)state;
+    for (int i = 0; i < FIRST_PART; i++)
+        assert_non_null(b[i] = alloc_line(i + 1));
+    poolsim_get_stats(&st);
+    assert_int_equal(st.sites, FIRST_PART);
+    store_int(&g_meta_fail, 1);
+    p = alloc_line(1000); /* a free slot in a page poolsim has: only the site's row needs memory */
+    store_int(&g_meta_fail, 0);
+    assert_non_null(p);
+    assert_true(poolsim_find_block(p, &info));
+    assert_null(info.alloc_site.file);
+    assert_int_equal(info.tag, TAG);
+    q = alloc_line(1000);
+    assert_non_null(q);
+    assert_true(poolsim_find_block(q, &info));
+    assert_ptr_equal(info.alloc_site.file, g_sites_file);
+    assert_int_equal(info.alloc_site.line, 1000);
+    ExFreePoolWithTag(p, TAG);
+    ExFreePoolWithTag(q, TAG);
+    for (int i = 0; i < FIRST_PART; i++)
+        ExFreePoolWithTag(b[i], TAG);
+    assert_int_equal(poolsim_validate(), 0);
+}
+
 static void test_pressure_slow_writer_gets_whole_reports(void **state)
 {
     static const uintptr_t base[2] = {100, 200};
@@ -391,6 +437,7 @@ int main(void)
         T(test_pressure_repeats_capped),
         T(test_pressure_repeats_options),
         T(test_pressure_chunk_not_mapped),
+        T(test_pressure_site_table_without_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

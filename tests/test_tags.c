@@ -538,12 +538,22 @@ static void test_tags_site_table_full(void **state)
         assert_int_equal(info.alloc_site.line, 0);
         assert_int_equal(info.tag, TAG_X);
     }
-    /* A site in the table, after the shard's cache held one that did not fit. */
+    /* The last site that did not fit again (the shard's cache has it), then a site in the table. */
+    void *q = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 8, TAG_X, g_file_a,
+                       (int)POOLSIM_SITE_CAPACITY + EXTRA);
+    assert_true(poolsim_find_block(q, &info));
+    assert_null(info.alloc_site.file);
     void *p = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, NONPAGED, 8, TAG_X, g_file_a, 1);
     assert_true(poolsim_find_block(p, &info));
+    assert_ptr_equal(info.alloc_site.file, g_file_a);
     assert_int_equal(info.alloc_site.line, 1);
-    assert_int_equal(sum(site_find(g_file_a, 1, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X)).allocs[0], 2);
+    const psim_site *s = site_find(g_file_a, 1, POOLSIM_RT_EX_ALLOCATE_POOL_WITH_TAG, TAG_X);
+    assert_non_null(s);
+    assert_int_equal(sum(s).allocs[0], 2);
+    poolsim_get_stats(&st);
+    assert_int_equal(st.sites, POOLSIM_SITE_CAPACITY - 1);
     release(p, TAG_X);
+    release(q, TAG_X);
     for (int i = 0; i < (int)POOLSIM_SITE_CAPACITY + EXTRA; i++)
         release(b[i], TAG_X);
     assert_int_equal(usage(TAG_X).nonpaged.bytes, 0);
