@@ -429,6 +429,22 @@ unsigned poolsim__shard_of_thread(uint32_t thread);
  * shard; its descriptors say `pool`. NULL when the platform has no memory. */
 psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t npages);
 static inline psim_shard *poolsim__shard(psim *ps, const psim_page *pg) { return &ps->shards[pg->shard]; }
+/* §2.6: 1-4 characters 0x20..0x7E in memory order, then zero bytes; at least one letter or digit. */
+static inline bool poolsim__tag_well_formed(uint32_t tag)
+{
+    bool alnum = false, ended = false;
+    for (unsigned i = 0; i < 4; i++) {
+        unsigned c = (tag >> (8 * i)) & 0xFFu;
+        if (c == 0) {
+            ended = true;
+            continue;
+        }
+        if (ended || c < 0x20 || c > 0x7E)
+            return false;
+        alnum |= (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    }
+    return alnum;
+}
 
 /* Iterates blocks whose state bit (1 << state) is in `states`. Each true
  * return leaves the block's shard locked; release it with poolsim__unlock

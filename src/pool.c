@@ -143,24 +143,6 @@ static void decode_flags(const poolsim_alloc_req *req, psim_req *q)
     q->quota = (f & PSIM_PF_USE_QUOTA) != 0;
 }
 
-/* §2.6: 1-4 characters 0x20..0x7E in memory order, then zero bytes; at least
- * one letter or digit. */
-static bool tag_well_formed(uint32_t tag)
-{
-    bool alnum = false, ended = false;
-    for (unsigned i = 0; i < 4; i++) {
-        unsigned c = (tag >> (8 * i)) & 0xFFu;
-        if (c == 0) {
-            ended = true;
-            continue;
-        }
-        if (ended || c < 0x20 || c > 0x7E)
-            return false;
-        alnum |= (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-    }
-    return alnum;
-}
-
 /* ---- Allocation ------------------------------------------------------------ */
 
 /*
@@ -269,8 +251,8 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
     }
     if (tagm == PSIM_TAG_BIG)
         return alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x9C, q.pool_type, n, 0);
-    if (tagm != psim_atomic_load32(&ps->tag_ok)) {  /* the last tag that passed: most calls repeat it */
-        if (verifier(ps) && !tag_well_formed(tagm)) /* 0x9D (§1.2) */
+    if (tagm != psim_atomic_load32(&ps->tag_ok)) { /* the last tag that passed: most calls repeat it */
+        if (verifier(ps) && !poolsim__tag_well_formed(tagm)) /* 0x9D (§1.2) */
             return alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x9D, tag, q.pool_type, 0);
         psim_atomic_store32(&ps->tag_ok, tagm); /* written only when it changes: threads share the line */
     }
