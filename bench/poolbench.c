@@ -14,6 +14,9 @@
  *   +quarantine and the double-free quarantine (poolsim's defaults)
  *   +special    and special pool for 1 allocation in 1000 (special_pool_sample)
  *   +forceirql  and Force IRQL checking, with one paged block to protect
+ * and pair64 and live10k also the floor model (floor.c), which is not poolsim
+ * but what the +sites mode's rules cost written straight:
+ *   floor
  * The lookup workload compares poolsim_find_block and poolsim_valid_access
  * with the loop that only picks the address; the IRQL workloads (irql,
  * spinlock) compare the simulated IRQL with an uncontended lock pair.
@@ -51,6 +54,7 @@ static void die(const char *what);
 #define assert_non_null(p) ((p) ? (void)0 : die("CreateThread"))
 #define assert_int_equal(a, b) ((a) == (b) ? (void)0 : die("pthread_create"))
 #include "../tests/threads.h"
+#include "floor.h"
 
 #define TAG 'hcnB'
 
@@ -66,6 +70,7 @@ static void die(const char *what)
 #define K_POOL 1    /* poolsim */
 #define K_BARE 2    /* a bare atomic-exchange spin lock */
 #define K_OSMUTEX 3 /* pthread_mutex / SRW lock */
+#define K_FLOOR 4   /* the floor model (floor.c) */
 
 #define L_NONE 0  /* lookup: only pick the address and read it */
 #define L_FIND 1  /* poolsim_find_block */
@@ -85,15 +90,20 @@ typedef struct mode {
 /* The mode with every feature on: what the ASan comparison uses. */
 #define ALL_FEATURES "+forceirql"
 
-static const mode alloc_modes[] = {
-    {"malloc", K_MALLOC, 0, 0, 0, 0, 0, L_NONE, 0},
-    {"tags", K_POOL, 0, 0, 0, 0, 0, L_NONE, 0},
-    {"+guards", K_POOL, 1, 0, 0, 0, 0, L_NONE, 0},
-    {"+sites", K_POOL, 1, 1, 0, 0, 0, L_NONE, 0},
-    {"+quarantine", K_POOL, 1, 1, 1, 0, 0, L_NONE, 0},
-    {"+special", K_POOL, 1, 1, 1, 0, 0, L_NONE, SPECIAL_SAMPLE},
-    {ALL_FEATURES, K_POOL, 1, 1, 1, 1, 0, L_NONE, SPECIAL_SAMPLE},
-};
+/* clang-format off */
+#define ALLOC_MODES                                                     \
+    {"malloc", K_MALLOC, 0, 0, 0, 0, 0, L_NONE, 0},                     \
+    {"tags", K_POOL, 0, 0, 0, 0, 0, L_NONE, 0},                         \
+    {"+guards", K_POOL, 1, 0, 0, 0, 0, L_NONE, 0},                      \
+    {"+sites", K_POOL, 1, 1, 0, 0, 0, L_NONE, 0},                       \
+    {"+quarantine", K_POOL, 1, 1, 1, 0, 0, L_NONE, 0},                  \
+    {"+special", K_POOL, 1, 1, 1, 0, 0, L_NONE, SPECIAL_SAMPLE},        \
+    {ALL_FEATURES, K_POOL, 1, 1, 1, 1, 0, L_NONE, SPECIAL_SAMPLE}
+/* clang-format on */
+
+static const mode alloc_modes[] = {ALLOC_MODES};
+/* pair64 and live10k also run the floor model: the +sites mode's work written straight (floor.c). */
+static const mode floor_modes[] = {ALLOC_MODES, {"floor", K_FLOOR, 1, 1, 0, 0, 0, L_NONE, 0}};
 
 static const mode lookup_modes[] = {
     {"no-lookup", K_POOL, 1, 1, 1, 0, 0, L_NONE, 0},
@@ -109,7 +119,7 @@ static const mode lock_modes[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define MAX_MODES 8 /* the most modes a workload has: the results table's width */
-typedef char modes_fit[COUNT(alloc_modes) <= MAX_MODES && COUNT(lock_modes) <= MAX_MODES ? 1 : -1];
+typedef char modes_fit[COUNT(floor_modes) <= MAX_MODES && COUNT(lock_modes) <= MAX_MODES ? 1 : -1];
 
 /* False when this build of poolsim cannot run the mode. */
 static bool mode_available(const mode *m)
@@ -126,7 +136,9 @@ static const mode *cur;
 
 static void *bench_alloc(size_t n)
 {
-    void *p = cur->kind == K_POOL ? ExAllocatePoolWithTag(NonPagedPoolNx, n, TAG) : malloc(n);
+    void *p = cur->kind == K_POOL    ? ExAllocatePoolWithTag(NonPagedPoolNx, n, TAG)
+              : cur->kind == K_FLOOR ? floor_alloc(NonPagedPoolNx, n, TAG, __FILE__, __LINE__)
+                                     : malloc(n);
     if (!p)
         die("an allocation");
     return p;
@@ -134,10 +146,14 @@ static void *bench_alloc(size_t n)
 
 static void bench_free(void *p)
 {
-    if (cur->kind == K_POOL)
+    if (cur->kind == K_POOL) {
         ExFreePoolWithTag(p, TAG);
-    else
+    } else if (cur->kind == K_FLOOR) {
+        if (floor_free(p, TAG, __FILE__, __LINE__) != 0)
+            die("a free in the floor model");
+    } else {
         free(p);
+    }
 }
 
 /* ---- Settings, clock, randomness ------------------------------------------ */
@@ -264,7 +280,7 @@ static void ls_measure(const liveset *ls, result *r)
         poolsim_get_stats(&s);
         r->inband = (double)s.arena_bytes / n - req;
         r->meta = (double)s.meta_bytes / n;
-    } else if (ls->heap_before != NA) {
+    } else if (cur->kind == K_MALLOC && ls->heap_before != NA) {
         r->inband = (malloc_in_use() - ls->heap_before) / n - req;
         r->meta = 0;
     }
@@ -565,15 +581,16 @@ static void held_thread(void *arg)
 }
 
 #define ALLOC .modes = alloc_modes, .nmodes = COUNT(alloc_modes)
+#define ALLOC_FLOOR .modes = floor_modes, .nmodes = COUNT(floor_modes)
 #define LOCKS .modes = lock_modes, .nmodes = COUNT(lock_modes)
 #define SCALE(n, blocks, text)                                                                               \
     {                                                                                                        \
         n, text, wl_live, ALLOC, .live = blocks, .max = 256, .group = "scale"                                \
     }
 static const workload workloads[] = {
-    {"pair64", "ExAllocatePoolWithTag(64) + ExFreePoolWithTag", wl_pair64, ALLOC},
-    {"live10k", "10k live blocks of 16..4096 B, one replaced at random per op", wl_live, ALLOC, .live = 10000,
-     .max = 4096},
+    {"pair64", "ExAllocatePoolWithTag(64) + ExFreePoolWithTag", wl_pair64, ALLOC_FLOOR},
+    {"live10k", "10k live blocks of 16..4096 B, one replaced at random per op", wl_live, ALLOC_FLOOR,
+     .live = 10000, .max = 4096},
     {"big", "1000 live blocks of 16 B..64 KiB, one replaced per op (runs --ops/20)", wl_live, ALLOC,
      .live = 1000, .max = 65536, .ops_div = 20},
     {"dpc", "live10k with one op in 64 at DISPATCH_LEVEL (KeRaiseIrql; malloc: a bare lock pair)", wl_live,
@@ -616,6 +633,8 @@ static bool run_once(const workload *w, const mode *m, result *r)
         if (poolsim_init(&o) != POOLSIM_OK)
             return false;
     }
+    if (m->kind == K_FLOOR && !floor_init())
+        return false;
     /* One paged block in every poolsim mode: what Force IRQL checking protects when a thread raises. */
     void *paged = m->kind == K_POOL ? ExAllocatePoolWithTag(PagedPool, 64, TAG) : NULL;
     thread held;
@@ -641,6 +660,8 @@ static bool run_once(const workload *w, const mode *m, result *r)
         if (poolsim_shutdown() != 0)
             return false;
     }
+    if (m->kind == K_FLOOR && floor_fini() != 0)
+        return false;
     return true;
 }
 

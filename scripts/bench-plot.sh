@@ -3,7 +3,8 @@
 #
 # bench-plot.sh RESULTS.tsv OUTDIR — draws poolbench's figures as SVG with gnuplot (Debian's gnuplot-nox):
 #   ratio.svg  time per operation / malloc's, one bar per mode (each one more feature), per workload; the
-#              ASan bar where scripts/bench.sh measured it
+#              floor model's bar where it ran (pair64, live10k) and the ASan bar where scripts/bench.sh
+#              measured it
 #   scale.svg  ns per operation against live blocks (the scale workloads), one line per mode
 # scripts/bench.sh calls it after each run; it reads only the TSV poolbench writes with --tsv.
 set -Eeuo pipefail
@@ -13,7 +14,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$repo/scripts/ensure-debs.sh" gnuplot-nox
 mkdir -p "$out"
 
-modes="tags +guards +sites +quarantine +special +forceirql asan"
+modes="tags +guards +sites +quarantine +special +forceirql floor asan"
 workloads="pair64 live10k big dpc threads2 scale10k scale1m"
 
 # table ROWS COLS FIELD KEY MATCH: a matrix of column FIELD of the TSV over its rows whose workload matches
@@ -48,7 +49,7 @@ set terminal svg size 1000,520 dynamic noenhanced font "sans,12" background rgb 
 set datafile separator "\t"
 set datafile missing "-"
 set output "$out/ratio.svg"
-set title "poolsim: time per operation / malloc's (log scale); each bar switches one more feature on"
+set title "poolsim: time per operation / malloc's (log scale); each bar to +forceirql switches one more feature on"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
