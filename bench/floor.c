@@ -134,6 +134,8 @@ int floor_init(void)
 size_t floor_fini(void)
 {
     size_t live = 0;
+    if (!g)
+        return 0;
     for (unsigned i = 0; i < SHARDS; i++)
         live += g->sh[i].live;
     for (unsigned i = 0; i < g->nmem; i++)
