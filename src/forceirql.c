@@ -163,7 +163,7 @@ void poolsim__fi_up(psim_thread *t)
     psim *ps = poolsim__g;
     if (!ps || !ps->opt.force_irql || !fi_capable())
         return;
-    t->fi_counted = 1;
+    t->h.fi_counted = 1;
     uintptr_t v = psim_word_add(&g_fi, 1);
     if (!(v & FI_APPLIED) || !fi_same_instance(ps) ||
         psim_atomic_load_ptr((void *const *)&ps->chunks) != psim_atomic_load_ptr((void *const *)&g_fi_head))
@@ -172,9 +172,9 @@ void poolsim__fi_up(psim_thread *t)
 
 void poolsim__fi_down(psim_thread *t)
 {
-    if (!t->fi_counted)
+    if (!t->h.fi_counted)
         return;
-    t->fi_counted = 0;
+    t->h.fi_counted = 0;
     if ((psim_word_add(&g_fi, -1) & FI_COUNT) == 0)
         fi_sync(poolsim__g);
 }
@@ -235,7 +235,7 @@ static unsigned fi_on_fault(const poolsim__prim_fault *f)
     }
     if (pg->pool != 1)
         return POOLSIM__TRAP_PASS;
-    if (t->irql >= PSIM_IRQL_DISPATCH && !t->fi_pass && poolsim__prim_locks_held() == 0)
+    if (t->h.irql >= PSIM_IRQL_DISPATCH && !t->fi_pass && poolsim__prim_locks_held() == 0)
         return POOLSIM__TRAP_REPORT;
 step:
     fi_open(t, f->addr & ~(uintptr_t)(PSIM_PAGE - 1));
@@ -325,7 +325,7 @@ static void fi_report(psim *ps, psim_thread *t, uintptr_t addr, unsigned access,
                       poolsim_irql_routine rt)
 {
     poolsim_bugcheck bc;
-    poolsim__bc_make(&bc, 0xD1, addr, t ? t->irql : poolsim__prim_irql_get(), access, ip);
+    poolsim__bc_make(&bc, 0xD1, addr, t ? t->h.irql : poolsim__prim_irql_get(), access, ip);
     bc.site.routine = poolsim_irql_routine_name(rt);
     psim_page *pg = poolsim__page_of(ps, addr);
     if (pg) {
@@ -358,7 +358,7 @@ static bool fi_touch(const void *p, size_t n, unsigned access, uintptr_t ip)
 {
     psim_thread *t = poolsim__thread();
     psim *ps = poolsim__g;
-    unsigned irql = t ? t->irql : poolsim__prim_irql_get();
+    unsigned irql = t ? t->h.irql : poolsim__prim_irql_get();
     if (!ps || !n || irql < PSIM_IRQL_DISPATCH)
         return true;
     uintptr_t a = (uintptr_t)p;

@@ -107,27 +107,16 @@ uint8_t poolsim_synch_level(void)
     return (uint8_t)(ps ? ps->opt.synch_level : POOLSIM_DEFAULT_SYNCH_LEVEL);
 }
 
+#ifdef POOLSIM__THREAD_TLS
+uint32_t poolsim__irql_watch;
+#endif
+
 /* ---- History and IRQL changes ----------------------------------------------- */
 
 static inline void hist_put(psim_thread *t, unsigned kind, unsigned from, unsigned to,
                             poolsim_irql_routine rt, const void *obj, const char *file, int line)
 {
-    poolsim_irql_event *e = &t->hist[t->hpos++ % PSIM_HIST];
-    e->file = file;
-    e->object = obj;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    /* line, kind, from, to and routine are the event's last 8 bytes: one store. */
-    uint64_t tail = (uint64_t)(uint32_t)line | (uint64_t)(kind & 0xFFu) << 32 |
-                    (uint64_t)(from & 0xFFu) << 40 | (uint64_t)(to & 0xFFu) << 48 |
-                    (uint64_t)((unsigned)rt & 0xFFu) << 56;
-    psim_memcpy(&e->line, &tail, sizeof tail);
-#else
-    e->line = (uint32_t)line;
-    e->kind = (uint8_t)kind;
-    e->from = (uint8_t)from;
-    e->to = (uint8_t)to;
-    e->routine = (uint8_t)rt;
-#endif
+    poolsim__irql_record(&t->h, kind, from, to, (unsigned)rt, obj, file, line);
 }
 PSIM_STATIC_ASSERT(offsetof(poolsim_irql_event, routine) == offsetof(poolsim_irql_event, line) + 7 &&
                        offsetof(poolsim_irql_event, kind) == offsetof(poolsim_irql_event, line) + 4,
@@ -137,13 +126,13 @@ PSIM_STATIC_ASSERT(offsetof(poolsim_irql_event, routine) == offsetof(poolsim_irq
  * DISPATCH_LEVEL (§5.3) when the option is on. */
 static inline void irql_move(psim_thread *t, unsigned from, unsigned to)
 {
-    t->irql = (uint8_t)to;
+    t->h.irql = (uint8_t)to;
     if (PSIM_UNLIKELY((from >= IRQL_DPC) != (to >= IRQL_DPC))) {
         psim *ps = poolsim__g;
         if (to >= IRQL_DPC) {
             if (ps && ps->opt.force_irql)
                 poolsim__fi_up(t);
-        } else if (t->fi_counted) {
+        } else if (t->h.fi_counted) {
             poolsim__fi_down(t);
         }
     }
@@ -153,8 +142,8 @@ static inline void irql_move(psim_thread *t, unsigned from, unsigned to)
  * release whose IRQL argument may be wrong. */
 static void irql_restore(psim_thread *t, unsigned to)
 {
-    if (to <= t->irql)
-        irql_move(t, t->irql, to);
+    if (to <= t->h.irql)
+        irql_move(t, t->h.irql, to);
 }
 
 /* Raises a bug check at a routine's call site; the thread's history goes
@@ -218,8 +207,8 @@ void poolsim_set_irql(uint8_t irql)
         poolsim__prim_irql_set(irql);
         return;
     }
-    hist_put(t, POOLSIM_IRQL_EV_SET, t->irql, irql, POOLSIM_IRQL_RT_SET_IRQL, NULL, NULL, 0);
-    irql_move(t, t->irql, irql);
+    hist_put(t, POOLSIM_IRQL_EV_SET, t->h.irql, irql, POOLSIM_IRQL_RT_SET_IRQL, NULL, NULL, 0);
+    irql_move(t, t->h.irql, irql);
 }
 
 uint8_t poolsim_irql_raise(uint8_t new_irql, poolsim_irql_routine rt, const char *file, int line)
@@ -236,7 +225,7 @@ uint8_t poolsim_irql_raise(uint8_t new_irql, poolsim_irql_routine rt, const char
         poolsim__prim_irql_set(new_irql);
         return cur;
     }
-    uint8_t cur = t->irql;
+    uint8_t cur = t->h.irql;
     if (PSIM_UNLIKELY(new_irql < cur || new_irql > IRQL_HIGH)) {
         bad_raise(rt, file, line, cur, new_irql);
         return cur;
@@ -254,7 +243,7 @@ void poolsim_irql_lower(uint8_t new_irql, const char *file, int line)
         poolsim__prim_irql_set(new_irql);
         return;
     }
-    uint8_t cur = t->irql;
+    uint8_t cur = t->h.irql;
     if (PSIM_UNLIKELY(new_irql > cur || new_irql > IRQL_HIGH)) {
         bad_lower(rt, file, line, cur, new_irql);
         return;
@@ -341,7 +330,7 @@ static bool rt_at_dpc(poolsim_irql_routine rt) { return (rt_flags_of(rt) & RF_AT
 static uint8_t spin_acquired(psim_thread *t, uintptr_t *lock, poolsim_irql_routine rt, const char *file,
                              int line)
 {
-    unsigned cur = t->irql;
+    unsigned cur = t->h.irql;
     unsigned to = rt_at_dpc(rt) || cur > IRQL_DPC ? cur : IRQL_DPC;
     held_push(t, lock, rt_queued(rt) ? PSIM_LK_QUEUED : PSIM_LK_SPIN, rt, cur, file, line);
     hist_put(t, POOLSIM_IRQL_EV_ACQUIRE, cur, to, rt, lock, file, line);
@@ -354,7 +343,7 @@ static SLOW uint8_t spin_acquire_slow(psim_thread *t, uintptr_t *lock, poolsim_i
 {
     const bool queued = rt_queued(rt), at_dpc = rt_at_dpc(rt);
     const uintptr_t me = (uintptr_t)t, kind = queued ? LW_QUEUED : LW_ORDINARY;
-    unsigned cur = t->irql;
+    unsigned cur = t->h.irql;
     bool reported = false;
 
     if (!at_dpc && cur > IRQL_DPC) {
@@ -417,7 +406,7 @@ static PSIM_ALWAYS_INLINE uint8_t spin_acquire_fast(psim_thread *t, uintptr_t *l
 {
     const unsigned f = rt_flags[rt];
     const uintptr_t kind = (f & RF_QUEUED) ? LW_QUEUED : LW_ORDINARY;
-    const unsigned cur = t->irql;
+    const unsigned cur = t->h.irql;
     uintptr_t w = psim_word_load(lock);
     if (PSIM_LIKELY(!(w & (LW_HELD | (LW_KINDS & ~kind))) &&
                     ((f & RF_AT_DPC) ? cur >= IRQL_DPC : cur <= IRQL_DPC) && t->nheld < PSIM_HELD_MAX &&
@@ -436,9 +425,9 @@ static PSIM_ALWAYS_INLINE uint8_t spin_acquire_fast(psim_thread *t, uintptr_t *l
 static SLOW uint8_t spin_null(psim_thread *t, poolsim_irql_routine rt, const char *file, int line)
 {
     unsigned f = rt_flags_of(rt);
-    unsigned at = (f & RF_RELEASE) || (f & RF_AT_DPC) || t->irql > IRQL_DPC ? t->irql : IRQL_DPC;
+    unsigned at = (f & RF_RELEASE) || (f & RF_AT_DPC) || t->h.irql > IRQL_DPC ? t->h.irql : IRQL_DPC;
     poolsim__irql_null(poolsim_irql_routine_name(rt), at, file, line);
-    return t->irql;
+    return t->h.irql;
 }
 
 uint8_t poolsim_spin_acquire(uintptr_t *lock, poolsim_irql_routine rt, const char *file, int line)
@@ -473,7 +462,7 @@ static PSIM_ALWAYS_INLINE void spin_release_fast(psim_thread *t, uintptr_t *lock
 {
     const unsigned f = rt_flags[rt];
     const bool queued = (f & RF_QUEUED) != 0, from_dpc = (f & RF_AT_DPC) != 0;
-    const unsigned cur = t->irql;
+    const unsigned cur = t->h.irql;
     /* The newest entry first: locks are mostly released in reverse order. */
     int i = t->nheld && t->held[t->nheld - 1].obj == lock ? (int)t->nheld - 1 : held_find(t, lock);
     if (PSIM_LIKELY(i >= 0)) {
@@ -524,7 +513,7 @@ static SLOW void spin_release_slow(psim_thread *t, uintptr_t *lock, uint8_t new_
                                    const char *file, int line, int i)
 {
     const bool queued = rt_queued(rt), from_dpc = rt_at_dpc(rt);
-    const unsigned cur = t->irql;
+    const unsigned cur = t->h.irql;
     psim_held *h = i >= 0 ? &t->held[i] : NULL;
 
     /* Slow path: is it this thread's at all? An entry says so; beyond held[]
@@ -607,12 +596,12 @@ uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, const char *
     if (!t)
         return poolsim__prim_irql_get();
     if (PSIM_UNLIKELY(!mutex || !owner)) { /* touched after the raise to APC_LEVEL */
-        poolsim__irql_null(poolsim_irql_routine_name(rt), t->irql > IRQL_APC ? t->irql : IRQL_APC, file,
+        poolsim__irql_null(poolsim_irql_routine_name(rt), t->h.irql > IRQL_APC ? t->h.irql : IRQL_APC, file,
                            line);
         return POOLSIM_NOT_ACQUIRED;
     }
     void *me = (void *)((uintptr_t)t | LW_HELD);
-    unsigned cur = t->irql;
+    unsigned cur = t->h.irql;
     void *expected = NULL;
     if (PSIM_UNLIKELY(cur > IRQL_APC || !psim_ptr_cas(owner, &expected, me))) {
         bool reported = false;
@@ -657,10 +646,10 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
     if (!t)
         return;
     if (PSIM_UNLIKELY(!mutex || !owner)) {
-        poolsim__irql_null(poolsim_irql_routine_name(rt), t->irql, file, line);
+        poolsim__irql_null(poolsim_irql_routine_name(rt), t->h.irql, file, line);
         return;
     }
-    unsigned cur = t->irql;
+    unsigned cur = t->h.irql;
     int i = held_find(t, mutex);
     psim_held *h = i >= 0 && t->held[i].kind == PSIM_LK_MUTEX ? &t->held[i] : NULL;
     if (PSIM_LIKELY(h && !h->nest && cur == IRQL_APC)) {
@@ -711,8 +700,8 @@ void poolsim_critical_region(bool enter, const char *file, int line)
         enter ? POOLSIM_IRQL_RT_ENTER_CRITICAL_REGION : POOLSIM_IRQL_RT_LEAVE_CRITICAL_REGION;
     if (!t)
         return;
-    if (t->irql > IRQL_APC) /* §5.3: C4/0x11A, 0x11B. Safe: count it anyway. */
-        report(rt, file, line, 0xC4, enter ? 0x11A : 0x11B, t->irql, 0, 0);
+    if (t->h.irql > IRQL_APC) /* §5.3: C4/0x11A, 0x11B. Safe: count it anyway. */
+        report(rt, file, line, 0xC4, enter ? 0x11A : 0x11B, t->h.irql, 0, 0);
     if (enter)
         t->critical++;
     else if (t->critical)
@@ -724,7 +713,8 @@ void poolsim_critical_region(bool enter, const char *file, int line)
 bool poolsim_thread_passive_no_locks(void)
 {
     psim_thread *t = poolsim__thread();
-    return t ? t->irql == PSIM_IRQL_PASSIVE && t->nlocks == 0 : poolsim__prim_irql_get() == PSIM_IRQL_PASSIVE;
+    return t ? t->h.irql == PSIM_IRQL_PASSIVE && t->nlocks == 0
+             : poolsim__prim_irql_get() == PSIM_IRQL_PASSIVE;
 }
 
 bool poolsim_thread_check(void)
@@ -758,11 +748,11 @@ void poolsim_thread_reset(void)
         poolsim__prim_irql_set(PSIM_IRQL_PASSIVE);
         return;
     }
-    irql_move(t, t->irql, PSIM_IRQL_PASSIVE);
+    irql_move(t, t->h.irql, PSIM_IRQL_PASSIVE);
     t->nheld = 0;
     t->nlocks = 0;
     t->critical = 0;
-    t->hpos = 0;
+    t->h.hpos = 0;
     t->fi_pass = 0;
 }
 
@@ -784,11 +774,11 @@ size_t poolsim_thread_locks(poolsim_held_lock *out, size_t max)
 /* Copies the last n transitions (n <= PSIM_HIST), oldest first. */
 static size_t history_copy(const psim_thread *t, poolsim_irql_event *out, size_t n)
 {
-    size_t have = t->hpos < PSIM_HIST ? t->hpos : PSIM_HIST;
+    size_t have = t->h.hpos < PSIM_HIST ? t->h.hpos : PSIM_HIST;
     if (n > have)
         n = have;
     for (size_t k = 0; k < n; k++)
-        out[k] = t->hist[(t->hpos - n + k) % PSIM_HIST];
+        out[k] = t->h.hist[(t->h.hpos - n + k) % PSIM_HIST];
     return n;
 }
 
@@ -816,15 +806,15 @@ void poolsim_report_thread(void)
     size_t shown = n < PSIM_HELD_MAX ? n : PSIM_HELD_MAX;
     psim *ps = poolsim__g;
     size_t want = ps ? ps->opt.irql_history : POOLSIM_DEFAULT_IRQL_HISTORY;
-    size_t have = t->hpos < PSIM_HIST ? t->hpos : PSIM_HIST;
+    size_t have = t->h.hpos < PSIM_HIST ? t->h.hpos : PSIM_HIST;
     size_t nev = want < have ? want : have;
-    poolsim__report_thread_state(t->irql, t->critical, locks, n, shown, NULL, 0);
+    poolsim__report_thread_state(t->h.irql, t->critical, locks, n, shown, NULL, 0);
     /* Straight from the thread's ring, oldest first: no copy (not t->snap, which a bug check the caller still
      * holds points to) and no allocation, so this prints when memory is exhausted too. */
     if (nev)
         poolsim__report_irql_header(nev);
     for (size_t k = 0; k < nev; k++)
-        poolsim__report_irql_events(&t->hist[(t->hpos - nev + k) % PSIM_HIST], 1);
+        poolsim__report_irql_events(&t->h.hist[(t->h.hpos - nev + k) % PSIM_HIST], 1);
 }
 
 /* ---- History in bug checks ------------------------------------------------------------------ */

@@ -13,7 +13,7 @@
 #define PSIM_IRQL_PASSIVE 0u
 #define PSIM_IRQL_HIGH 15u
 
-#define PSIM_HIST 64u     /* transitions each thread keeps (a power of two); irql_history shows up to this */
+#define PSIM_HIST POOLSIM__IRQL_HIST /* transitions each thread keeps; irql_history shows up to this */
 #define PSIM_HELD_MAX 16u /* locks a thread holds with their acquire site; more still work, unnamed */
 #define PSIM_OPEN_MAX 8u  /* pages one single-stepped instruction may open */
 
@@ -33,15 +33,14 @@ typedef struct psim_held {
     uint8_t nest;     /* recursive acquires that were reported and let through */
 } psim_held;
 
-/* One thread's state. The first byte is the simulated IRQL that
- * poolsim__prim_irql_get reads (prim.h). */
+/* One thread's state. It starts with the part wdm.h's inline KeRaiseIrql and
+ * KeLowerIrql update (poolsim.h): the simulated IRQL, which
+ * poolsim__prim_irql_get reads (prim.h), and the history ring. */
 typedef struct psim_thread {
-    uint8_t irql;
-    uint8_t fi_counted;    /* forceirql.c: counted among the threads at >= DISPATCH_LEVEL */
+    poolsim__thread_head h;
     uint8_t fi_pass;       /* forceirql.c: a reported access whose handler returned may proceed */
     uint8_t nheld;         /* entries in held[] */
     uint32_t nopen;        /* forceirql.c: pages opened for the pending single step */
-    uint32_t hpos;         /* transitions recorded; the ring index is hpos % PSIM_HIST */
     uint32_t nlocks;       /* locks held, including those beyond held[] */
     uint32_t critical;     /* KeEnterCriticalRegion calls not yet left */
     uint32_t sp_countdown; /* special.c: eligible allocations until the next sample */
@@ -52,11 +51,10 @@ typedef struct psim_thread {
     uint64_t seq_end;
     uintptr_t open[PSIM_OPEN_MAX];
     psim_held held[PSIM_HELD_MAX];
-    poolsim_irql_event hist[PSIM_HIST];
     poolsim_irql_event snap[PSIM_HIST]; /* the history a bug check points to */
 } psim_thread;
 
-PSIM_STATIC_ASSERT(sizeof(psim_thread) <= POOLSIM__PRIM_THREAD_BYTES, thread_state_fits);
+PSIM_STATIC_ASSERT(sizeof(psim_thread) <= POOLSIM__THREAD_BYTES, thread_state_fits);
 PSIM_STATIC_ASSERT((PSIM_HIST & (PSIM_HIST - 1)) == 0, hist_power_of_two);
 
 static inline psim_thread *poolsim__thread(void) { return (psim_thread *)poolsim__prim_thread_state(); }

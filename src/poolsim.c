@@ -48,6 +48,9 @@ int poolsim_init(const poolsim_options *opts)
         return POOLSIM_E_NOMEM;
     }
     poolsim__bc_configure(&o);
+#ifdef POOLSIM__THREAD_TLS
+    psim_atomic_store32(&poolsim__irql_watch, o.force_irql ? 1u : 0u); /* wdm.h's inline raise looks */
+#endif
     psim_atomic_store_ptr((void **)&poolsim__g, ps);
     return POOLSIM_OK;
 }
@@ -69,6 +72,9 @@ size_t poolsim_shutdown(void)
     const char *driver = ps->opt.driver_name;
     if (report)
         poolsim__report_leaks(ps, live, paged + nonpaged);
+#ifdef POOLSIM__THREAD_TLS
+    psim_atomic_store32(&poolsim__irql_watch, 0);
+#endif
     poolsim__g = NULL;
     poolsim__lookaside_fini(ps);
     poolsim__fault_fini(ps);

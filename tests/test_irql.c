@@ -480,6 +480,79 @@ static void test_irql_history_keeps_64(void **state)
     assert_int_equal(ev[1].kind, POOLSIM_IRQL_EV_RAISE);
 }
 
+/* With GCC or Clang and the static library, KeRaiseIrql, KeRaiseIrqlToDpcLevel and KeLowerIrql run inline
+ * (poolsim.h); they must leave the IRQL and the history exactly as the library's calls do. */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(POOLSIM_SHARED) && !defined(POOLSIM_NO_INLINE_IRQL) && \
+    !defined(POOLSIM__IRQL_INLINE)
+#error "wdm.h's raise and lower should be inline in this build"
+#endif
+static void inline_matches_calls(void)
+{
+    static const uint8_t rt[6] = {POOLSIM_IRQL_RT_RAISE_IRQL,   POOLSIM_IRQL_RT_RAISE_TO_DPC,
+                                  POOLSIM_IRQL_RT_RAISE_TO_DPC, POOLSIM_IRQL_RT_RAISE_IRQL,
+                                  POOLSIM_IRQL_RT_LOWER_IRQL,   POOLSIM_IRQL_RT_LOWER_IRQL};
+    static const uint8_t to[6] = {APC_LEVEL,  DISPATCH_LEVEL, DISPATCH_LEVEL,
+                                  HIGH_LEVEL, DISPATCH_LEVEL, PASSIVE_LEVEL};
+    poolsim_irql_event in[6], call[6];
+    KIRQL old[4];
+    int line[6];
+    poolsim_thread_reset();
+    expect_no_bugcheck({
+        KeRaiseIrql(APC_LEVEL, &old[0]), line[0] = __LINE__;
+        old[1] = KeRaiseIrqlToDpcLevel(), line[1] = __LINE__; /* crosses to DISPATCH_LEVEL */
+        old[2] = KeRaiseIrqlToDpcLevel(), line[2] = __LINE__; /* stays */
+        KeRaiseIrql(HIGH_LEVEL, &old[3]), line[3] = __LINE__;
+        KeLowerIrql(old[3]), line[4] = __LINE__;
+        KeLowerIrql(old[0]), line[5] = __LINE__; /* crosses back */
+    });
+    assert_int_equal(old[0], PASSIVE_LEVEL);
+    assert_int_equal(old[1], APC_LEVEL);
+    assert_int_equal(old[2], DISPATCH_LEVEL);
+    assert_int_equal(old[3], DISPATCH_LEVEL);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(poolsim_thread_history(in, 6), 6);
+    /* The same transitions through the library's calls, from the same sites. */
+    poolsim_thread_reset();
+    for (int i = 0; i < 6; i++) {
+        if (i < 4)
+            assert_int_equal(poolsim_irql_raise(to[i], (poolsim_irql_routine)rt[i], __FILE__, line[i]),
+                             i ? to[i - 1] : PASSIVE_LEVEL);
+        else
+            poolsim_irql_lower(to[i], __FILE__, line[i]);
+        assert_int_equal(KeGetCurrentIrql(), to[i]);
+    }
+    assert_int_equal(poolsim_thread_history(call, 6), 6);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(in[i].kind, i < 4 ? POOLSIM_IRQL_EV_RAISE : POOLSIM_IRQL_EV_LOWER);
+        assert_int_equal(in[i].from, i ? to[i - 1] : PASSIVE_LEVEL);
+        assert_int_equal(in[i].to, to[i]);
+        assert_int_equal(in[i].routine, rt[i]);
+        assert_string_equal(in[i].file, __FILE__);
+        assert_int_equal(in[i].line, line[i]);
+        assert_null(in[i].object);
+        assert_string_equal(call[i].file, in[i].file);
+        assert_ptr_equal(call[i].object, in[i].object);
+        assert_int_equal(call[i].line, in[i].line);
+        assert_int_equal(call[i].kind, in[i].kind);
+        assert_int_equal(call[i].from, in[i].from);
+        assert_int_equal(call[i].to, in[i].to);
+        assert_int_equal(call[i].routine, in[i].routine);
+    }
+}
+
+static void test_irql_inline_matches_calls(void **state)
+{
+    poolsim_options o = poolsim_cmocka_default_options();
+    (void)state;
+    /* With Force IRQL checking (the fixture's) the crossings of DISPATCH_LEVEL take the calls; without it
+     * every transition is inline. */
+    assert_true(o.force_irql);
+    inline_matches_calls();
+    o.force_irql = 0;
+    poolsim_cmocka_reinit(&o);
+    inline_matches_calls();
+}
+
 static void test_irql_history_in_reports(void **state)
 {
     poolsim_options o;
@@ -638,6 +711,7 @@ int main(void)
         T(test_irql_pool_under_spin_lock),
         T(test_irql_history_records),
         T(test_irql_history_keeps_64),
+        T(test_irql_inline_matches_calls),
         T(test_irql_history_in_reports),
         T(test_irql_history_printed),
         T(test_irql_thread_check),

@@ -759,6 +759,97 @@ POOLSIM_API void poolsim_irql_lower(uint8_t new_irql, const char *file, int line
 POOLSIM_API uint8_t poolsim_synch_level(void);
 
 /*
+ * Internal, not an API. The start of each thread's poolsim state: its IRQL and the ring of its last
+ * transitions (poolsim_thread_history). In user mode with GCC or Clang the state is a thread-local
+ * variable, and with the static library wdm.h's KeRaiseIrql, KeRaiseIrqlToDpcLevel and KeLowerIrql
+ * update it inline: a raise and a lower cost a few loads and stores instead of two calls. Anything but
+ * the plain case (a bad level, Force IRQL checking, POOLSIM_NO_INLINE_IRQL defined) takes the call
+ * (poolsim_irql_raise, poolsim_irql_lower), which does the same and more. The library's own state of
+ * a thread (src/irql.h) starts with this struct.
+ */
+#define POOLSIM__THREAD_BYTES 4096u /* the whole state */
+#define POOLSIM__IRQL_HIST 64u      /* transitions kept (a power of two) */
+typedef struct poolsim__thread_head {
+    uint8_t irql;       /* the simulated IRQL */
+    uint8_t fi_counted; /* Force IRQL checking counts the thread as raised: its lower takes the call */
+    uint8_t reserved_[2];
+    uint32_t hpos; /* transitions recorded; the newest is hist[(hpos - 1) % POOLSIM__IRQL_HIST] */
+    poolsim_irql_event hist[POOLSIM__IRQL_HIST];
+} poolsim__thread_head;
+
+/* Records a transition in the thread's ring. */
+static inline void poolsim__irql_record(poolsim__thread_head *t, unsigned kind, unsigned from, unsigned to,
+                                        unsigned rt, const void *obj, const char *file, int line)
+{
+    poolsim_irql_event *e = &t->hist[t->hpos++ % POOLSIM__IRQL_HIST];
+    e->file = file;
+    e->object = obj;
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) &&                                  \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    {
+        /* line, kind, from, to and routine are the event's last 8 bytes: one store. */
+        uint64_t tail = (uint64_t)(uint32_t)line | (uint64_t)(kind & 0xFFu) << 32 |
+                        (uint64_t)(from & 0xFFu) << 40 | (uint64_t)(to & 0xFFu) << 48 |
+                        (uint64_t)(rt & 0xFFu) << 56;
+        __builtin_memcpy(&e->line, &tail, sizeof tail);
+    }
+#else
+    e->line = (uint32_t)line;
+    e->kind = (uint8_t)kind;
+    e->from = (uint8_t)from;
+    e->to = (uint8_t)to;
+    e->routine = (uint8_t)rt;
+#endif
+}
+
+#if !defined(POOLSIM_KERNEL) && (defined(__GNUC__) || defined(__clang__))
+#define POOLSIM__THREAD_TLS 1
+typedef union poolsim__thread_block {
+    poolsim__thread_head head;
+    uint64_t words[POOLSIM__THREAD_BYTES / 8];
+} poolsim__thread_block;
+/* Zeroed when the thread starts (src/prim/posix.c, win32.c). */
+extern __thread poolsim__thread_block poolsim__thread_tls __attribute__((aligned(16)));
+/* Non-zero while an instance has Force IRQL checking on: a raise to DISPATCH_LEVEL takes the call. */
+extern uint32_t poolsim__irql_watch;
+#endif
+
+#if defined(POOLSIM__THREAD_TLS) && !defined(POOLSIM_SHARED) && !defined(POOLSIM_NO_INLINE_IRQL)
+#define POOLSIM__IRQL_INLINE 1
+
+static inline uint8_t poolsim__irql_raise_inline(uint8_t new_irql, poolsim_irql_routine rt, const char *file,
+                                                 int line)
+{
+    poolsim__thread_head *t = &poolsim__thread_tls.head;
+    uint8_t cur = t->irql;
+    /* 15 HIGH_LEVEL, 2 DISPATCH_LEVEL */
+    if (__builtin_expect(
+            new_irql < cur || new_irql > 15 ||
+                (cur < 2 && new_irql >= 2 && __atomic_load_n(&poolsim__irql_watch, __ATOMIC_RELAXED)),
+            0))
+        return poolsim_irql_raise(new_irql, rt, file, line);
+    poolsim__irql_record(t, POOLSIM_IRQL_EV_RAISE, cur, new_irql, (unsigned)rt, 0, file, line);
+    t->irql = new_irql;
+    return cur;
+}
+
+static inline void poolsim__irql_lower_inline(uint8_t new_irql, const char *file, int line)
+{
+    poolsim__thread_head *t = &poolsim__thread_tls.head;
+    uint8_t cur = t->irql;
+    if (__builtin_expect(new_irql > cur || new_irql > 15 /* HIGH_LEVEL */ || t->fi_counted, 0)) {
+        poolsim_irql_lower(new_irql, file, line);
+        return;
+    }
+    poolsim__irql_record(t, POOLSIM_IRQL_EV_LOWER, cur, new_irql, POOLSIM_IRQL_RT_LOWER_IRQL, 0, file, line);
+    t->irql = new_irql;
+}
+#else
+#define poolsim__irql_raise_inline poolsim_irql_raise
+#define poolsim__irql_lower_inline poolsim_irql_lower
+#endif
+
+/*
  * A spin lock: a pointer-sized word (KSPIN_LOCK), 0 when initialised. It
  * really locks: a thread that finds it held spins (with a pause, then yields)
  * until it is free. rt says which routine: ACQUIRE_SPIN_LOCK and

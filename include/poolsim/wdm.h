@@ -409,10 +409,13 @@ POOLSIM_API VOID poolsim_wdm_fast_mutex_acquire(PFAST_MUTEX FastMutex, const cha
 POOLSIM_API VOID poolsim_wdm_fast_mutex_release(PFAST_MUTEX FastMutex, const char *File, int Line);
 
 #ifndef POOLSIM_NO_SITE_MACROS
+/* Raise and lower are inline where they can be (poolsim.h, poolsim__irql_raise_inline). */
 #define KeRaiseIrql(NewIrql, OldIrql)                                                                        \
-    ((void)(*(OldIrql) = poolsim_irql_raise((uint8_t)(NewIrql), POOLSIM_IRQL_RT_RAISE_IRQL, __FILE__, __LINE__)))
-#define KeLowerIrql(NewIrql) poolsim_irql_lower((uint8_t)(NewIrql), __FILE__, __LINE__)
-#define KeRaiseIrqlToDpcLevel() ((KIRQL)poolsim_irql_raise(DISPATCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_DPC, __FILE__, __LINE__))
+    ((void)(*(OldIrql) = poolsim__irql_raise_inline((uint8_t)(NewIrql), POOLSIM_IRQL_RT_RAISE_IRQL,          \
+                                                    __FILE__, __LINE__)))
+#define KeLowerIrql(NewIrql) poolsim__irql_lower_inline((uint8_t)(NewIrql), __FILE__, __LINE__)
+#define KeRaiseIrqlToDpcLevel()                                                                              \
+    ((KIRQL)poolsim__irql_raise_inline(DISPATCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_DPC, __FILE__, __LINE__))
 #define KeRaiseIrqlToSynchLevel()                                                                            \
     ((KIRQL)poolsim_irql_raise(SYNCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_SYNCH, __FILE__, __LINE__))
 #define KeAcquireSpinLock(SpinLock, OldIrql)                                                                 \

@@ -71,7 +71,7 @@ static __thread uint32_t posix_tid;
 static __thread uint32_t posix_locks; /* poolsim__prim_lock locks this thread holds */
 
 /* The core's per-thread block (prim.h); its first byte is the simulated IRQL. */
-__thread poolsim__prim_thread_block poolsim__prim_thread_tls __attribute__((aligned(16)));
+__thread poolsim__thread_block poolsim__thread_tls __attribute__((aligned(16)));
 
 /* The wait, out of line: the uncontended acquire is the exchange, a test and the count. */
 static __attribute__((noinline)) void posix_lock_wait(int *w)
@@ -120,8 +120,8 @@ uint32_t poolsim__prim_thread_id(void)
     return posix_tid;
 }
 
-uint8_t poolsim__prim_irql_get(void) { return poolsim__prim_thread_tls.irql; }
-void poolsim__prim_irql_set(uint8_t irql) { poolsim__prim_thread_tls.irql = irql; }
+uint8_t poolsim__prim_irql_get(void) { return poolsim__thread_tls.head.irql; }
+void poolsim__prim_irql_set(uint8_t irql) { poolsim__thread_tls.head.irql = irql; }
 
 uint64_t poolsim__prim_now_ns(void)
 {

@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <poolsim/poolsim.h> /* poolsim__thread_tls */
+
 #define POOLSIM__PAGE_SIZE 4096u
 
 /* ---- Capabilities ----------------------------------------------------- */
@@ -98,23 +100,19 @@ uint32_t poolsim__prim_thread_id(void);
 uint8_t poolsim__prim_irql_get(void);
 void poolsim__prim_irql_set(uint8_t irql);
 
-/* The calling thread's block of POOLSIM__PRIM_THREAD_BYTES bytes for the
- * core's per-thread state (src/irql.c: IRQL history, held locks): zeroed
+/* The calling thread's block of POOLSIM__THREAD_BYTES bytes (poolsim.h) for
+ * the core's per-thread state (src/irql.c: IRQL history, held locks): zeroed
  * when the thread starts, aligned to 16 bytes, at the same address for the
- * thread's whole life, readable from a trap callback. Its first byte is the
- * simulated IRQL. Returns NULL where the platform has no per-thread storage
- * for the core (the kernel, where the IRQL is real and KeRaiseIrql is the
- * kernel's): the core then keeps no history and tracks no locks. */
-#define POOLSIM__PRIM_THREAD_BYTES 4096u
-#if !defined(POOLSIM_KERNEL) && (defined(__GNUC__) || defined(__clang__))
-/* User mode: the block is a thread-local variable of posix.c / win32.c, and
- * finding it is inlined into the IRQL fast paths (a few instructions). */
-typedef union poolsim__prim_thread_block {
-    uint8_t irql;
-    uint64_t words[POOLSIM__PRIM_THREAD_BYTES / 8];
-} poolsim__prim_thread_block;
-extern __thread poolsim__prim_thread_block poolsim__prim_thread_tls __attribute__((aligned(16)));
-static inline void *poolsim__prim_thread_state(void) { return &poolsim__prim_thread_tls; }
+ * thread's whole life, readable from a trap callback. It starts with a
+ * poolsim__thread_head (poolsim.h). Returns NULL where the platform has no
+ * per-thread storage for the core (the kernel, where the IRQL is real and
+ * KeRaiseIrql is the kernel's): the core then keeps no history and tracks no
+ * locks. */
+#ifdef POOLSIM__THREAD_TLS
+/* User mode: the block is the thread-local poolsim__thread_tls (posix.c,
+ * win32.c), declared in poolsim.h for wdm.h's inline raise and lower; finding
+ * it is inlined into the IRQL fast paths (a few instructions). */
+static inline void *poolsim__prim_thread_state(void) { return &poolsim__thread_tls; }
 #else
 void *poolsim__prim_thread_state(void);
 #endif

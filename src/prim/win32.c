@@ -65,7 +65,7 @@ void poolsim__prim_lock_destroy(poolsim__prim_lock *l) { (void)l; }
 static __thread uint32_t win_locks; /* poolsim__prim_lock locks this thread holds */
 
 /* The core's per-thread block (prim.h); its first byte is the simulated IRQL. */
-__thread poolsim__prim_thread_block poolsim__prim_thread_tls __attribute__((aligned(16)));
+__thread poolsim__thread_block poolsim__thread_tls __attribute__((aligned(16)));
 
 void poolsim__prim_lock_acquire(poolsim__prim_lock *l)
 {
@@ -85,8 +85,8 @@ void poolsim__prim_yield(void) { SwitchToThread(); }
 
 
 uint32_t poolsim__prim_thread_id(void) { return (uint32_t)GetCurrentThreadId(); }
-uint8_t poolsim__prim_irql_get(void) { return poolsim__prim_thread_tls.irql; }
-void poolsim__prim_irql_set(uint8_t irql) { poolsim__prim_thread_tls.irql = irql; }
+uint8_t poolsim__prim_irql_get(void) { return poolsim__thread_tls.head.irql; }
+void poolsim__prim_irql_set(uint8_t irql) { poolsim__thread_tls.head.irql = irql; }
 
 uint64_t poolsim__prim_now_ns(void)
 {

@@ -524,14 +524,14 @@ KIRQL NTAPI(KeGetCurrentIrql)(VOID) { return (KIRQL)poolsim_irql(); }
 
 VOID NTAPI(KeRaiseIrql)(KIRQL NewIrql, PKIRQL OldIrql)
 {
-    *OldIrql = poolsim_irql_raise(NewIrql, POOLSIM_IRQL_RT_RAISE_IRQL, NULL, 0);
+    *OldIrql = poolsim__irql_raise_inline(NewIrql, POOLSIM_IRQL_RT_RAISE_IRQL, NULL, 0);
 }
 
-VOID NTAPI(KeLowerIrql)(KIRQL NewIrql) { poolsim_irql_lower(NewIrql, NULL, 0); }
+VOID NTAPI(KeLowerIrql)(KIRQL NewIrql) { poolsim__irql_lower_inline(NewIrql, NULL, 0); }
 
 KIRQL NTAPI(KeRaiseIrqlToDpcLevel)(VOID)
 {
-    return poolsim_irql_raise(DISPATCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_DPC, NULL, 0);
+    return poolsim__irql_raise_inline(DISPATCH_LEVEL, POOLSIM_IRQL_RT_RAISE_TO_DPC, NULL, 0);
 }
 
 KIRQL NTAPI(KeRaiseIrqlToSynchLevel)(VOID)
