@@ -761,8 +761,9 @@ POOLSIM_API uint8_t poolsim_synch_level(void);
 /*
  * Internal, not an API. The start of each thread's poolsim state: its IRQL and the ring of its last
  * transitions (poolsim_thread_history). In user mode with GCC or Clang the state is a thread-local
- * variable, and with the static library wdm.h's KeRaiseIrql, KeRaiseIrqlToDpcLevel and KeLowerIrql
- * update it inline: a raise and a lower cost a few loads and stores instead of two calls. Anything but
+ * variable, and with the static library wdm.h's KeGetCurrentIrql, KeRaiseIrql, KeRaiseIrqlToDpcLevel and
+ * KeLowerIrql read and update it inline: a raise and a lower cost a few loads and stores instead of two
+ * calls. Anything but
  * the plain case (a bad level, Force IRQL checking, POOLSIM_NO_INLINE_IRQL defined) takes the call
  * (poolsim_irql_raise, poolsim_irql_lower), which does the same and more. The library's own state of
  * a thread (src/irql.h) starts with this struct.
@@ -817,6 +818,8 @@ extern uint32_t poolsim__irql_watch;
 #if defined(POOLSIM__THREAD_TLS) && !defined(POOLSIM_SHARED) && !defined(POOLSIM_NO_INLINE_IRQL)
 #define POOLSIM__IRQL_INLINE 1
 
+static inline uint8_t poolsim__irql_inline(void) { return poolsim__thread_tls.head.irql; }
+
 static inline uint8_t poolsim__irql_raise_inline(uint8_t new_irql, poolsim_irql_routine rt, const char *file,
                                                  int line)
 {
@@ -845,6 +848,7 @@ static inline void poolsim__irql_lower_inline(uint8_t new_irql, const char *file
     t->irql = new_irql;
 }
 #else
+#define poolsim__irql_inline poolsim_irql
 #define poolsim__irql_raise_inline poolsim_irql_raise
 #define poolsim__irql_lower_inline poolsim_irql_lower
 #endif

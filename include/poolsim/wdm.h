@@ -317,6 +317,7 @@ typedef char poolsim_wdm_check_size_t_[sizeof(SIZE_T) == sizeof(size_t) ? 1 : -1
 
 /* The calling thread's simulated IRQL. IRQL: any. */
 POOLSIM_API KIRQL NTAPI KeGetCurrentIrql(VOID);
+#define KeGetCurrentIrql() ((KIRQL)poolsim__irql_inline()) /* inline where it can be (poolsim.h) */
 
 /* ---- IRQL routines, spin locks, fast mutexes (§4.2, §4.3, §5.3) -------------- */
 
