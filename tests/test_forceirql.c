@@ -194,6 +194,36 @@ static void test_forceirql_read_under_spin_lock(void **state)
     ExFreePoolWithTag(p, TAG);
 }
 
+/* KeRaiseIrql, KeRaiseIrqlToDpcLevel and KeLowerIrql (inline in the caller where they can be, poolsim.h):
+ * each raise to DISPATCH_LEVEL closes paged pool to the thread and the lower below it opens it again. */
+static void test_forceirql_raise_and_lower(void **state)
+{
+    KIRQL old, old2;
+    uint8_t *p;
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    p = (uint8_t *)ExAllocatePool2(POOL_FLAG_PAGED, 64, TAG);
+    assert_non_null(p);
+    KeRaiseIrql(APC_LEVEL, &old);
+    expect_no_bugcheck(write_byte(p + 1, 1)); /* APC_LEVEL: paged pool is fine */
+    old2 = KeRaiseIrqlToDpcLevel();
+    assert_int_equal(old2, APC_LEVEL);
+    expect_bugcheck(0xD1, (uintptr_t)(p + 2), (void)read_byte(p + 2));
+    assert_int_equal(last()->param[1], DISPATCH_LEVEL);
+    assert_int_equal(last()->param[2], 0);
+    KeLowerIrql(old2);
+    expect_no_bugcheck(write_byte(p + 3, 3)); /* back at APC_LEVEL */
+    KeLowerIrql(old);
+    KeRaiseIrql(HIGH_LEVEL, &old); /* from PASSIVE_LEVEL, past DISPATCH_LEVEL */
+    expect_bugcheck(0xD1, (uintptr_t)(p + 4), write_byte(p + 4, 4));
+    assert_int_equal(last()->param[1], HIGH_LEVEL);
+    assert_int_equal(last()->param[2], 1);
+    KeLowerIrql(old);
+    expect_no_bugcheck(assert_int_equal(read_byte(p + 1), 1); assert_int_equal(read_byte(p + 3), 3));
+    assert_int_equal(p[4], 0); /* the reported write did not happen */
+    ExFreePoolWithTag(p, TAG);
+}
+
 static void test_forceirql_nonpaged_under_spin_lock(void **state)
 {
     KSPIN_LOCK lock;
@@ -541,6 +571,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_forceirql_active),
         T(test_forceirql_read_under_spin_lock),
+        T(test_forceirql_raise_and_lower),
         T(test_forceirql_nonpaged_under_spin_lock),
         T(test_forceirql_other_thread_passive_is_legal),
         T(test_forceirql_holder_thread_reads),

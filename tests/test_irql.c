@@ -480,9 +480,9 @@ static void test_irql_history_keeps_64(void **state)
     assert_int_equal(ev[1].kind, POOLSIM_IRQL_EV_RAISE);
 }
 
-/* With GCC or Clang and the static library, KeRaiseIrql, KeRaiseIrqlToDpcLevel and KeLowerIrql run inline
+/* With GCC or Clang outside Windows, KeRaiseIrql, KeRaiseIrqlToDpcLevel and KeLowerIrql run inline
  * (poolsim.h); they must leave the IRQL and the history exactly as the library's calls do. */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(POOLSIM_SHARED) && !defined(POOLSIM_NO_INLINE_IRQL) && \
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_WIN32) && !defined(POOLSIM_NO_INLINE_IRQL) &&        \
     !defined(POOLSIM__IRQL_INLINE)
 #error "wdm.h's raise and lower should be inline in this build"
 #endif

@@ -760,14 +760,22 @@ POOLSIM_API uint8_t poolsim_synch_level(void);
 
 /*
  * Internal, not an API. The start of each thread's poolsim state: its IRQL and the ring of its last
- * transitions (poolsim_thread_history). In user mode with GCC or Clang the state is a thread-local
- * variable, and with the static library wdm.h's KeGetCurrentIrql, KeRaiseIrql, KeRaiseIrqlToDpcLevel and
- * KeLowerIrql read and update it inline: a raise and a lower cost a few loads and stores instead of two
- * calls. Anything but
- * the plain case (a bad level, Force IRQL checking, POOLSIM_NO_INLINE_IRQL defined) takes the call
- * (poolsim_irql_raise, poolsim_irql_lower), which does the same and more. The library's own state of
- * a thread (src/irql.h) starts with this struct.
+ * transitions (poolsim_thread_history); the library's own state of a thread (src/irql.h) starts with
+ * this struct. In user mode with GCC or Clang the state is a thread-local variable, and outside Windows
+ * (where mingw-w64's thread-local variables are emulated, a call each) wdm.h's KeGetCurrentIrql,
+ * KeRaiseIrql, KeRaiseIrqlToDpcLevel and KeLowerIrql read and update it inline: a raise and a lower
+ * cost a few loads and stores instead of two calls. Anything but the plain case (a bad level, a raise
+ * across DISPATCH_LEVEL while Force IRQL checking is on, the lower of a thread it counts) takes the call
+ * (poolsim_irql_raise, poolsim_irql_lower), which does the same and more. POOLSIM_NO_INLINE_IRQL
+ * defined before the header makes every one a call.
  */
+#if defined(__GNUC__) || defined(__clang__)
+#define POOLSIM__INLINE static __inline__
+#elif defined(_MSC_VER)
+#define POOLSIM__INLINE static __inline
+#else
+#define POOLSIM__INLINE static inline
+#endif
 #define POOLSIM__THREAD_BYTES 4096u /* the whole state */
 #define POOLSIM__IRQL_HIST 64u      /* transitions kept (a power of two) */
 typedef struct poolsim__thread_head {
@@ -779,8 +787,8 @@ typedef struct poolsim__thread_head {
 } poolsim__thread_head;
 
 /* Records a transition in the thread's ring. */
-static inline void poolsim__irql_record(poolsim__thread_head *t, unsigned kind, unsigned from, unsigned to,
-                                        unsigned rt, const void *obj, const char *file, int line)
+POOLSIM__INLINE void poolsim__irql_record(poolsim__thread_head *t, unsigned kind, unsigned from, unsigned to,
+                                          unsigned rt, const void *obj, const char *file, int line)
 {
     poolsim_irql_event *e = &t->hist[t->hpos++ % POOLSIM__IRQL_HIST];
     e->file = file;
@@ -809,19 +817,24 @@ typedef union poolsim__thread_block {
     poolsim__thread_head head;
     uint64_t words[POOLSIM__THREAD_BYTES / 8];
 } poolsim__thread_block;
+#ifdef _WIN32
+#define POOLSIM__THREAD_API /* read by the library only: a DLL does not export it */
+#else
+#define POOLSIM__THREAD_API POOLSIM_API /* a shared library exports it for the inline raise and lower */
+#endif
 /* Zeroed when the thread starts (src/prim/posix.c, win32.c). */
-extern __thread poolsim__thread_block poolsim__thread_tls __attribute__((aligned(16)));
+POOLSIM__THREAD_API extern __thread poolsim__thread_block poolsim__thread_tls __attribute__((aligned(16)));
 /* Non-zero while an instance has Force IRQL checking on: a raise to DISPATCH_LEVEL takes the call. */
-extern uint32_t poolsim__irql_watch;
+POOLSIM__THREAD_API extern uint32_t poolsim__irql_watch;
 #endif
 
-#if defined(POOLSIM__THREAD_TLS) && !defined(POOLSIM_SHARED) && !defined(POOLSIM_NO_INLINE_IRQL)
+#if defined(POOLSIM__THREAD_TLS) && !defined(_WIN32) && !defined(POOLSIM_NO_INLINE_IRQL)
 #define POOLSIM__IRQL_INLINE 1
 
-static inline uint8_t poolsim__irql_inline(void) { return poolsim__thread_tls.head.irql; }
+POOLSIM__INLINE uint8_t poolsim__irql_inline(void) { return poolsim__thread_tls.head.irql; }
 
-static inline uint8_t poolsim__irql_raise_inline(uint8_t new_irql, poolsim_irql_routine rt, const char *file,
-                                                 int line)
+POOLSIM__INLINE uint8_t poolsim__irql_raise_inline(uint8_t new_irql, poolsim_irql_routine rt,
+                                                   const char *file, int line)
 {
     poolsim__thread_head *t = &poolsim__thread_tls.head;
     uint8_t cur = t->irql;
@@ -831,12 +844,12 @@ static inline uint8_t poolsim__irql_raise_inline(uint8_t new_irql, poolsim_irql_
                 (cur < 2 && new_irql >= 2 && __atomic_load_n(&poolsim__irql_watch, __ATOMIC_RELAXED)),
             0))
         return poolsim_irql_raise(new_irql, rt, file, line);
-    poolsim__irql_record(t, POOLSIM_IRQL_EV_RAISE, cur, new_irql, (unsigned)rt, 0, file, line);
+    poolsim__irql_record(t, POOLSIM_IRQL_EV_RAISE, cur, new_irql, (unsigned)rt, NULL, file, line);
     t->irql = new_irql;
     return cur;
 }
 
-static inline void poolsim__irql_lower_inline(uint8_t new_irql, const char *file, int line)
+POOLSIM__INLINE void poolsim__irql_lower_inline(uint8_t new_irql, const char *file, int line)
 {
     poolsim__thread_head *t = &poolsim__thread_tls.head;
     uint8_t cur = t->irql;
@@ -844,7 +857,8 @@ static inline void poolsim__irql_lower_inline(uint8_t new_irql, const char *file
         poolsim_irql_lower(new_irql, file, line);
         return;
     }
-    poolsim__irql_record(t, POOLSIM_IRQL_EV_LOWER, cur, new_irql, POOLSIM_IRQL_RT_LOWER_IRQL, 0, file, line);
+    poolsim__irql_record(t, POOLSIM_IRQL_EV_LOWER, cur, new_irql, POOLSIM_IRQL_RT_LOWER_IRQL, NULL, file,
+                         line);
     t->irql = new_irql;
 }
 #else
