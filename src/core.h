@@ -328,8 +328,9 @@ typedef struct psim_fault {
 
 /* ---- Special pool (special.c) -------------------------------------------- */
 
-/* Each page whose protection differs from its neighbours' is a mapping of its own, and Linux allows
- * 65530 per process (vm.max_map_count): 16384 slots need at most 32769. */
+/* Each block page of the special-pool region becomes a mapping of its own the first time it is opened
+ * (prim/posix.c says why), and Linux allows 65530 per process (vm.max_map_count): 16384 slots need at
+ * most 32769. */
 #define PSIM_SPECIAL_SLOTS_MAX 16384u
 /* Bits of psim_special.on. */
 #define PSIM_SP_REQUESTS 0x1u /* the platform can: honour POOL_FLAG_SPECIAL_POOL and the priorities */
@@ -425,9 +426,10 @@ void poolsim__limit_trim(psim *ps, psim_shard *sh, unsigned pool, uint64_t over,
 /* Gives a located block's memory back. Caller holds the shard lock. */
 void poolsim__block_release(psim *ps, psim_where *w);
 unsigned poolsim__shard_of_thread(uint32_t thread);
-/* A chunk of npages read-write pages entered in the page map, owned by
- * shard; its descriptors say `pool`. NULL when the platform has no memory. */
-psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t npages);
+/* A chunk of npages pages mapped with protection `prot` (POOLSIM__PROT_*) and
+ * entered in the page map, owned by shard; its descriptors say `pool`. NULL
+ * when the platform has no memory. */
+psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t npages, unsigned prot);
 static inline psim_shard *poolsim__shard(psim *ps, const psim_page *pg) { return &ps->shards[pg->shard]; }
 /* §2.6: 1-4 characters 0x20..0x7E in memory order, then zero bytes; at least one letter or digit. */
 static inline bool poolsim__tag_well_formed(uint32_t tag)

@@ -136,9 +136,8 @@ static bool sp_setup(psim *ps)
         return false;
     sp->recs = (psim_rec *)poolsim__meta_alloc(ps, (size_t)n * sizeof(psim_rec));
     sp->fifo = (uint32_t *)poolsim__meta_alloc(ps, (size_t)n * sizeof(uint32_t));
-    psim_chunk *c = sp->recs && sp->fifo ? poolsim__chunk_new(ps, 0, 2, 2 * n + 1) : NULL;
-    if (!c ||
-        !poolsim__prim_pages_protect((void *)c->base, (size_t)c->npages * PSIM_PAGE, POOLSIM__PROT_NONE)) {
+    psim_chunk *c = sp->recs && sp->fifo ? poolsim__chunk_new(ps, 0, 2, 2 * n + 1, POOLSIM__PROT_NONE) : NULL;
+    if (!c) {
         /* A chunk already made stays in the map, its pages unused, until shutdown. */
         poolsim__special_fini(ps);
         sp->on = 0;

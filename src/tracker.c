@@ -149,11 +149,11 @@ static psim_rec *recs_for(psim *ps, psim_page *pg, uint32_t n)
     return (psim_rec *)poolsim__meta_alloc(ps, (size_t)n * sizeof(psim_rec));
 }
 
-psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t npages)
+psim_chunk *poolsim__chunk_new(psim *ps, unsigned shard, unsigned pool, uint32_t npages, unsigned prot)
 {
     size_t bytes = (size_t)npages * PSIM_PAGE;
     size_t desc = sizeof(psim_chunk) + (size_t)(npages - 1) * sizeof(psim_page);
-    void *base = poolsim__prim_pages_map(bytes);
+    void *base = poolsim__prim_pages_map(bytes, prot);
     if (!base)
         return NULL;
     psim_chunk *c = (psim_chunk *)poolsim__meta_alloc(ps, desc);
@@ -217,12 +217,12 @@ static psim_page *run_take(psim *ps, unsigned shard, unsigned pool, uint32_t npa
     }
     if (npages >= POOLSIM_CHUNK_PAGES) {
         /* A run this long gets a chunk of its own. */
-        psim_chunk *own = poolsim__chunk_new(ps, shard, pool, npages);
+        psim_chunk *own = poolsim__chunk_new(ps, shard, pool, npages, POOLSIM__PROT_RW);
         if (own)
             own->carved = npages;
         return own ? &own->pages[0] : NULL;
     }
-    psim_chunk *fresh = poolsim__chunk_new(ps, shard, pool, POOLSIM_CHUNK_PAGES);
+    psim_chunk *fresh = poolsim__chunk_new(ps, shard, pool, POOLSIM_CHUNK_PAGES, POOLSIM__PROT_RW);
     if (!fresh)
         return NULL;
     if (c && c->carved < c->npages)

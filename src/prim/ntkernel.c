@@ -70,8 +70,10 @@ static void *nt_alloc(size_t bytes, ULONG tag)
 #endif
 }
 
-void *poolsim__prim_pages_map(size_t bytes)
+void *poolsim__prim_pages_map(size_t bytes, unsigned prot)
 {
+    if (prot == POOLSIM__PROT_NONE) /* no POOLSIM__CAP_PAGE_PROTECT: pool pages are always accessible */
+        return NULL;
     /* A pool allocation of PAGE_SIZE or more is page-aligned
      * (wdk-semantics.md §2.5); the check keeps the contract if it ever is not. */
     void *p = nt_alloc(bytes, NT_TAG_ARENA);

@@ -38,16 +38,18 @@ unsigned poolsim__prim_caps(void);
 
 /* ---- Pages ------------------------------------------------------------ */
 
-/* Maps `bytes` of zeroed read-write memory aligned to a page. Returns NULL
- * when the platform has no more. */
-void *poolsim__prim_pages_map(size_t bytes);
+/* Page protections for poolsim__prim_pages_map and poolsim__prim_pages_protect. */
+#define POOLSIM__PROT_NONE 0u /* no access: any touch faults */
+#define POOLSIM__PROT_RW 3u   /* read and write */
+
+/* Maps `bytes` of zeroed memory aligned to a page, read-write or (only with
+ * POOLSIM__CAP_PAGE_PROTECT) no-access: the special-pool region, whose pages
+ * are then opened and closed one at a time. Returns NULL when the platform
+ * has no more. */
+void *poolsim__prim_pages_map(size_t bytes, unsigned prot);
 
 /* Returns pages obtained from poolsim__prim_pages_map (the whole mapping). */
 void poolsim__prim_pages_unmap(void *p, size_t bytes);
-
-/* Page protections for poolsim__prim_pages_protect. */
-#define POOLSIM__PROT_NONE 0u /* no access: any touch faults */
-#define POOLSIM__PROT_RW 3u   /* read and write, as mapped */
 
 /* Changes the protection of `bytes` (a page multiple) at p (page aligned),
  * inside one mapping from poolsim__prim_pages_map. Returns false when it

@@ -30,9 +30,10 @@ unsigned poolsim__prim_caps(void)
            (WIN_HAVE_TRAP ? POOLSIM__CAP_FAULT_TRAP : 0u);
 }
 
-void *poolsim__prim_pages_map(size_t bytes)
+void *poolsim__prim_pages_map(size_t bytes, unsigned prot)
 {
-    return VirtualAlloc(NULL, bytes, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE);
+    return VirtualAlloc(NULL, bytes, MEM_RESERVE | MEM_COMMIT,
+                        prot == POOLSIM__PROT_NONE ? PAGE_NOACCESS : PAGE_READWRITE);
 }
 
 void poolsim__prim_pages_unmap(void *p, size_t bytes)
