@@ -329,8 +329,8 @@ typedef struct psim_fault {
 /* ---- Special pool (special.c) -------------------------------------------- */
 
 /* Each block page of the special-pool region becomes a mapping of its own the first time it is opened
- * (prim/posix.c says why), and Linux allows 65530 per process (vm.max_map_count): 16384 slots need at
- * most 32769. */
+ * and stays one (prim/posix.c says why), and Linux allows 65530 per process (vm.max_map_count): 16384
+ * slots keep 32769, half of them, once every slot was used. */
 #define PSIM_SPECIAL_SLOTS_MAX 16384u
 /* Bits of psim_special.on. */
 #define PSIM_SP_REQUESTS 0x1u /* the platform can: honour POOL_FLAG_SPECIAL_POOL and the priorities */

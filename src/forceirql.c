@@ -33,7 +33,10 @@
  * protection: if the bit is clear it takes the lock and applies it. The last
  * thread to lower clears the bit (only if the count is still 0) before it
  * lifts the protection, so a thread raising meanwhile waits for the lock
- * and protects again.
+ * and protects again. When the system refuses a protection change (the limit
+ * on mappings), checking stops for the instance (g_fi_broken): every paged
+ * chunk is opened, the bit stays clear while threads are still counted, and
+ * each raise takes the lock to find nothing to do.
  */
 #include "irql.h"
 
@@ -58,6 +61,7 @@ static uint64_t g_fi_secret; /* ... and its secret (atomic): a new instance may 
 static void *g_fi_head;      /* its chunk list's head when they were protected; older ones are too */
 static uint32_t g_fi_caps;   /* poolsim__prim_caps() | 0x80000000, once read */
 static bool g_fi_trap;       /* the trap was installed at the last apply */
+static uint32_t g_fi_broken; /* atomic: a protection change was refused, checking stopped (1), and said (2) */
 static struct {
     uintptr_t page;
     uint32_t refs; /* single steps that need it open */
@@ -88,20 +92,65 @@ static bool fi_capable(void)
     return (c & FI_NEED) == FI_NEED;
 }
 
+static bool fi_same_instance(const psim *ps);
+
 bool poolsim_force_irql_active(void)
 {
     psim *ps = poolsim__g;
-    return ps && ps->opt.force_irql && fi_capable();
+    return ps && ps->opt.force_irql && fi_capable() &&
+           !(fi_same_instance(ps) && psim_atomic_load32(&g_fi_broken));
 }
 
 /* ---- Applying and lifting the protection (under the lock) ---------------- */
 
-/* Sets the protection of the paged chunks from `from` up to (not including) `stop`. */
-static void fi_protect(psim_chunk *from, const psim_chunk *stop, unsigned prot)
+/* Sets the protection of the paged chunks from `from` up to (not including) `stop`. False when the
+ * platform refused one (the others are still done). */
+static bool fi_protect(psim_chunk *from, const psim_chunk *stop, unsigned prot)
 {
+    bool ok = true;
     for (psim_chunk *c = from; c && c != stop; c = c->next)
-        if (c->pool == 1)
-            poolsim__prim_pages_protect((void *)c->base, (size_t)c->npages * PSIM_PAGE, prot);
+        if (c->pool == 1 &&
+            !poolsim__prim_pages_protect((void *)c->base, (size_t)c->npages * PSIM_PAGE, prot))
+            ok = false;
+    return ok;
+}
+
+/* The paged chunk starting at `addr`, or NULL. */
+static const psim_chunk *fi_paged_at(const psim_chunk *list, uintptr_t addr)
+{
+    for (const psim_chunk *c = list; c; c = c->next)
+        if (c->pool == 1 && c->base == addr)
+            return c;
+    return NULL;
+}
+
+/* The platform refused a protection change (on Linux, at the limit on mappings, vm.max_map_count: a page
+ * opened inside a closed chunk is two more): stops checking for this instance and lifts the protection
+ * of every paged chunk. Closed chunks next to each other are one mapping, so each run of them is lifted
+ * with one call, which needs no new mapping (a chunk alone would split the run). Under fi_lock; fault
+ * context too (no output: the next fi_sync says it). */
+static void fi_give_up(psim *ps)
+{
+    uintptr_t v = psim_word_load(&g_fi);
+    while ((v & FI_APPLIED) && !psim_word_cas_full(&g_fi, &v, v & ~FI_APPLIED)) {
+    }
+    const psim_chunk *list = ps ? (const psim_chunk *)psim_atomic_load_ptr((void *const *)&ps->chunks) : NULL;
+    for (const psim_chunk *c = list; c; c = c->next) {
+        if (c->pool != 1)
+            continue;
+        bool first = true; /* no paged chunk ends where this one starts: a run starts here */
+        for (const psim_chunk *d = list; d && first; d = d->next)
+            first = !(d->pool == 1 && d->base + (uintptr_t)d->npages * PSIM_PAGE == c->base);
+        if (!first)
+            continue;
+        uintptr_t end = c->base + (uintptr_t)c->npages * PSIM_PAGE;
+        for (const psim_chunk *d; (d = fi_paged_at(list, end)) != NULL;)
+            end += (uintptr_t)d->npages * PSIM_PAGE;
+        poolsim__prim_pages_protect((void *)c->base, end - c->base, POOLSIM__PROT_RW);
+    }
+    psim_atomic_store_ptr(&g_fi_head, NULL);
+    if (!psim_atomic_load32(&g_fi_broken))
+        psim_atomic_store32(&g_fi_broken, 1);
 }
 
 static void fi_bit_set(void)
@@ -134,28 +183,40 @@ static void fi_sync(psim *ps)
         psim_atomic_store(&g_fi_secret, ps ? ps->secret : 0);
         psim_atomic_store_ptr(&g_fi_head, NULL);
         psim_memset(g_open, 0, sizeof g_open);
+        psim_atomic_store32(&g_fi_broken, 0);
     }
     uintptr_t v = psim_word_load(&g_fi);
-    if ((v & FI_COUNT) && ps && ps->opt.force_irql && fi_capable()) {
+    if ((v & FI_COUNT) && ps && ps->opt.force_irql && fi_capable() && !psim_atomic_load32(&g_fi_broken)) {
         /* Each time: a test framework may have replaced the handlers since (prim.h). */
         if (!(v & FI_APPLIED) || !g_fi_trap)
             g_fi_trap = poolsim__prim_trap_install(fi_on_fault, fi_on_report, fi_on_step);
         if (g_fi_trap) {
             /* The chunks made since the last time (all of them the first time). */
             psim_chunk *head = (psim_chunk *)psim_atomic_load_ptr((void *const *)&ps->chunks);
-            fi_protect(head, (const psim_chunk *)g_fi_head, POOLSIM__PROT_NONE);
-            psim_atomic_store_ptr(&g_fi_head, head);
-            fi_bit_set();
+            if (fi_protect(head, (const psim_chunk *)g_fi_head, POOLSIM__PROT_NONE)) {
+                psim_atomic_store_ptr(&g_fi_head, head);
+                fi_bit_set();
+            } else {
+                fi_give_up(ps);
+            }
         }
     } else if (v == FI_APPLIED) {
         /* Nobody is raised: clear the bit first (only while the count is 0), then lift. */
         uintptr_t expected = FI_APPLIED;
         if (psim_word_cas_full(&g_fi, &expected, 0)) {
-            fi_protect((psim_chunk *)g_fi_head, NULL, POOLSIM__PROT_RW);
+            if (!fi_protect((psim_chunk *)g_fi_head, NULL, POOLSIM__PROT_RW))
+                fi_give_up(ps);
             psim_atomic_store_ptr(&g_fi_head, NULL);
         }
     }
+    bool say = psim_atomic_load32(&g_fi_broken) == 1;
+    if (say)
+        psim_atomic_store32(&g_fi_broken, 2);
     fi_unlock();
+    if (say) /* after the unlock: the output callback may raise */
+        poolsim__out("poolsim: Force IRQL checking stopped: the system refused to change a page's protection "
+                     "(on Linux, the limit on mappings: vm.max_map_count); paged pool stays accessible at "
+                     "DISPATCH_LEVEL until the next poolsim_init\n");
 }
 
 void poolsim__fi_up(psim_thread *t)
@@ -181,8 +242,8 @@ void poolsim__fi_down(psim_thread *t)
 
 /* ---- The trap (prim.h): fault context, async-signal-safe ------------------- */
 
-/* Opens a page for the thread's pending single step. */
-static void fi_open(psim_thread *t, uintptr_t page)
+/* Opens a page for the thread's pending single step. False when it stays closed. */
+static bool fi_open(psim_thread *t, uintptr_t page)
 {
     fi_lock();
     unsigned free_slot = FI_OPEN_SLOTS, k;
@@ -199,12 +260,25 @@ static void fi_open(psim_thread *t, uintptr_t page)
     if (k < FI_OPEN_SLOTS)
         g_open[k].refs++;
     /* With the table full the page is opened unrecorded: it stays open until the protection is lifted. */
-    poolsim__prim_pages_protect((void *)page, PSIM_PAGE, POOLSIM__PROT_RW);
-    if (t->nopen < PSIM_OPEN_MAX && k < FI_OPEN_SLOTS)
+    bool open = poolsim__prim_pages_protect((void *)page, PSIM_PAGE, POOLSIM__PROT_RW);
+    if (!open) {
+        /* Paged pool: lifting all of the protection opens it, unless the system refuses that too (a
+         * closed chunk merged with a no-access mapping of the program's own). A special-pool page the
+         * system cannot open (a guard page, or a slot never used, next to others: a split) stays closed.
+         * Either way the fault then goes to the handler before poolsim's rather than fault forever. */
+        psim *ps = poolsim__g;
+        psim_page *pg = ps ? poolsim__page_of(ps, page) : NULL;
+        if (pg && !poolsim__is_special(pg)) {
+            fi_give_up(ps);
+            open = poolsim__prim_pages_protect((void *)page, PSIM_PAGE, POOLSIM__PROT_RW);
+        }
+    }
+    if (open && t->nopen < PSIM_OPEN_MAX && k < FI_OPEN_SLOTS)
         t->open[t->nopen++] = page;
     else if (k < FI_OPEN_SLOTS)
-        g_open[k].refs--; /* cannot close it later: leave it open */
+        g_open[k].refs--; /* cannot close it later: leave it open (or it never opened) */
     fi_unlock();
+    return open;
 }
 
 /* True when a page must be no-access once nobody steps through it: a
@@ -238,8 +312,7 @@ static unsigned fi_on_fault(const poolsim__prim_fault *f)
     if (t->h.irql >= PSIM_IRQL_DISPATCH && !t->fi_pass && poolsim__prim_locks_held() == 0)
         return POOLSIM__TRAP_REPORT;
 step:
-    fi_open(t, f->addr & ~(uintptr_t)(PSIM_PAGE - 1));
-    return POOLSIM__TRAP_STEP;
+    return fi_open(t, f->addr & ~(uintptr_t)(PSIM_PAGE - 1)) ? POOLSIM__TRAP_STEP : POOLSIM__TRAP_PASS;
 }
 
 static void fi_on_step(void)

@@ -138,7 +138,6 @@ static bool sp_setup(psim *ps)
     sp->fifo = (uint32_t *)poolsim__meta_alloc(ps, (size_t)n * sizeof(uint32_t));
     psim_chunk *c = sp->recs && sp->fifo ? poolsim__chunk_new(ps, 0, 2, 2 * n + 1, POOLSIM__PROT_NONE) : NULL;
     if (!c) {
-        /* A chunk already made stays in the map, its pages unused, until shutdown. */
         poolsim__special_fini(ps);
         sp->on = 0;
         poolsim__out("poolsim: special pool could not be set up: every allocation comes from normal pool\n");

@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,7 @@ __declspec(dllimport) unsigned long __stdcall RemoveVectoredExceptionHandler(voi
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #endif
 
 #include <poolsim/wdm.h>
@@ -58,6 +60,9 @@ __declspec(dllimport) unsigned long __stdcall RemoveVectoredExceptionHandler(voi
 #define TAG_NP ((ULONG)'PNgT')
 
 #include "access.h"
+#ifndef _WIN32
+#include "capture.h" /* test_forceirql_protection_refused */
+#endif
 #include "threads.h"
 
 /* ---- Helpers ---------------------------------------------------------------------------------- */
@@ -524,6 +529,107 @@ static void test_forceirql_foreign_faults_chain(void **state)
 #endif
 }
 
+#ifndef _WIN32
+#define SKIPPED 77 /* the child's exit status when this machine cannot run the test */
+
+/* Uses up the process's mappings: a no-access region whose every other page is made readable (a mapping
+ * of its own each) until the system refuses one. */
+static void exhaust_mappings(void)
+{
+    long max = 0;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+    bool known = f && fscanf(f, "%ld", &max) == 1;
+    if (f)
+        fclose(f);
+    if (!known || max <= 0 || max > 262144)
+        _exit(SKIPPED); /* no such limit, or one that takes too much memory to reach */
+    size_t page = 4096, n = 2 * (size_t)max + 8;
+    uint8_t *r =
+        (uint8_t *)mmap(NULL, n * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        _exit(SKIPPED); /* an address-space limit */
+    for (size_t i = 1; i < n; i += 2)
+        if (mprotect(r + i * page, page, PROT_READ) != 0)
+            return;
+    _exit(5); /* never refused */
+}
+
+/* Output that raises and lowers, as a driver's logging might: the message comes with no lock held. */
+static void raising_output(const char *text, void *ctx)
+{
+    KIRQL old;
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    KeLowerIrql(old);
+    capture(text, ctx);
+}
+
+static void refused_child(void)
+{
+    KIRQL old;
+    uint8_t *p, *big[4];
+    alarm(60);                        /* a step that cannot open its page would fault forever */
+    if (!poolsim_force_irql_active()) /* the fixture's instance, copied by fork */
+        _exit(2);
+    p = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 64, TAG);
+    p[0] = 1;
+    /* Chunks of their own, mapped next to each other: closed, they are one mapping. */
+    for (int i = 0; i < 4; i++) {
+        big[i] = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 2u << 20, TAG);
+        if (!big[i])
+            _exit(11);
+        big[i][0] = (uint8_t)i;
+    }
+    capture_start();
+    poolsim_set_output(raising_output, NULL);
+    any_begin();
+    KeRaiseIrql(DISPATCH_LEVEL, &old); /* paged pool closed while there is room */
+    exhaust_mappings();
+    /* poolsim's own access at DISPATCH_LEVEL: opening a block's page inside its closed chunk needs two
+     * mappings more, which the system refuses. Checking stops; the access proceeds. */
+    if (poolsim_validate() != 0)
+        _exit(6);
+    if (poolsim_force_irql_active())
+        _exit(7);
+    write_byte(p + 1, 2); /* no longer protected: no 0xD1 */
+    write_byte(big[3] + 100, 3);
+    KeLowerIrql(old);
+    capture_stop();
+    if (any_end() != 0)
+        _exit(8);
+    if (!strstr(g_text,
+                "poolsim: Force IRQL checking stopped: the system refused to change a page's protection"))
+        _exit(9);
+    _exit(p[1] == 2 && big[3][100] == 3 ? 0 : 10);
+}
+#endif
+
+/* When the system refuses a protection change (on Linux, at the limit on mappings), Force IRQL checking
+ * stops with a message and everything runs on unchecked; before, a step that could not open its page
+ * faulted forever. */
+static void test_forceirql_protection_refused(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+#ifdef _WIN32
+    skip(); /* Windows has no such limit to reach */
+#else
+    {
+        int status;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+            refused_child();
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) == SKIPPED)
+            skip();
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    /* The parent's instance was not affected. */
+    assert_true(poolsim_force_irql_active());
+#endif
+}
+
 /* ---- poolsim_touch: the explicit check, on every platform --------------------------------------------- */
 
 static void test_forceirql_touch(void **state)
@@ -580,6 +686,7 @@ int main(void)
         T(test_forceirql_report_and_continue),
         T(test_forceirql_off),
         T(test_forceirql_foreign_faults_chain),
+        T(test_forceirql_protection_refused),
         T(test_forceirql_touch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,7 +35,7 @@ unsigned poolsim__prim_caps(void)
 }
 
 /* A mapping made no-access is not charged to the commit limit until a page of it becomes writable, and
- * such a page stays charged when it is closed again. Linux merges neighbouring mappings only when their
+ * such a page, once written, stays charged when it is closed again. Linux merges neighbouring mappings only when their
  * flags are the same, charge included, so a page of the special-pool region, once opened and closed,
  * stays a mapping of its own: opening it again changes one mapping's protection instead of splitting
  * the region's mapping in three and merging it back at the close (about half of the two mprotect calls
