@@ -339,7 +339,7 @@ typedef struct psim_fault {
 /* The special-pool region: 2 * nslots + 1 pages, guard pages at the even
  * indexes, block pages at the odd ones. Shard 0's lock guards it. */
 typedef struct psim_special {
-    uint32_t on;       /* PSIM_SP_*, fixed at init */
+    uint32_t on;       /* atomic: PSIM_SP_*, set at init; 0 when the region cannot be made */
     uint32_t nslots;   /* from the special_pool_slots option */
     psim_chunk *chunk; /* made at the first special allocation */
     psim_rec *recs;    /* one per slot */
@@ -493,7 +493,7 @@ bool poolsim__special_select(psim *ps, const poolsim_alloc_req *req, bool flags_
 static inline bool poolsim__special_wanted(psim *ps, const poolsim_alloc_req *req, bool flags_routine,
                                            uint32_t tag, size_t n)
 {
-    uint32_t on = ps->special.on;
+    uint32_t on = psim_atomic_load32(&ps->special.on);
     if (PSIM_LIKELY(!(on & PSIM_SP_CHOOSE)) &&
         (!on ||
          (flags_routine ? !(req->type & PSIM_PF_SPECIAL_POOL) && !req->ext_count : !(req->priority & 8u))))

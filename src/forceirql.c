@@ -427,6 +427,17 @@ static void fi_on_report(const poolsim__prim_fault *f)
 
 /* ---- poolsim_touch: the same check, explicit --------------------------------------- */
 
+/* Whether a page holds paged pool. A chunk's pages keep their pool; a special-pool page takes the pool of
+ * each block it holds, under shard 0's lock, and holds none while closed. */
+static bool fi_paged(psim *ps, psim_page *pg)
+{
+    psim_shard *sh = poolsim__shard(ps, pg); /* a page's shard never changes */
+    poolsim__prim_lock_acquire(&sh->lock);
+    bool paged = pg->pool == 1 && (pg->kind != PSIM_PG_SPECIAL || pg->nused);
+    poolsim__prim_lock_release(&sh->lock);
+    return paged;
+}
+
 static bool fi_touch(const void *p, size_t n, unsigned access, uintptr_t ip)
 {
     psim_thread *t = poolsim__thread();
@@ -438,7 +449,7 @@ static bool fi_touch(const void *p, size_t n, unsigned access, uintptr_t ip)
     uintptr_t last = n - 1 > UINTPTR_MAX - a ? UINTPTR_MAX : a + (n - 1);
     for (uintptr_t page = a & ~(uintptr_t)(PSIM_PAGE - 1);; page += PSIM_PAGE) {
         psim_page *pg = poolsim__page_of(ps, page);
-        if (pg && pg->pool == 1) {
+        if (pg && fi_paged(ps, pg)) {
             fi_report(ps, t, page < a ? a : page, access, ip, POOLSIM_IRQL_RT_TOUCH);
             return false;
         }

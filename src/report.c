@@ -188,18 +188,20 @@ void poolsim_report_block(const void *p)
     uint32_t nslots = slab ? page->nslots : 1;
     uint32_t slot_size = slab ? page->slot_size : special ? PSIM_PAGE : page->run * PSIM_PAGE;
     uintptr_t base = page->base;
+    /* A special-pool page's pool and placement change with each block it holds: read under the lock. */
+    bool guard_page = pg->kind == PSIM_PG_SPECIAL_GUARD, paged = page->pool != 0, verify_end = page->user_off;
     poolsim__unlock(ps, pg);
     if (!found) {
         poolsim__outf("poolsim: !pool %p: %s\n", p,
-                      pg->kind == PSIM_PG_SPECIAL_GUARD ? "a guard page of poolsim's special pool"
-                      : pg->pool                        ? "a free page of poolsim's paged pool"
-                                                        : "a free page of poolsim's nonpaged pool");
+                      guard_page ? "a guard page of poolsim's special pool"
+                      : paged    ? "a free page of poolsim's paged pool"
+                                 : "a free page of poolsim's nonpaged pool");
         return;
     }
-    poolsim__outf("poolsim: !pool %p: %s page %p, %s of %u-byte (0x%x) %s\n", p,
-                  page->pool ? "paged" : "nonpaged", (void *)base,
+    poolsim__outf("poolsim: !pool %p: %s page %p, %s of %u-byte (0x%x) %s\n", p, paged ? "paged" : "nonpaged",
+                  (void *)base,
                   slab      ? "slab"
-                  : special ? (page->user_off ? "special pool (Verify End)" : "special pool (Verify Start)")
+                  : special ? (verify_end ? "special pool (Verify End)" : "special pool (Verify Start)")
                             : "big block",
                   slot_size, slot_size,
                   slab      ? "slots"

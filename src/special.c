@@ -110,13 +110,14 @@ bool poolsim__special_select(psim *ps, const poolsim_alloc_req *req, bool flags_
                              size_t n)
 {
     const poolsim_options *o = &ps->opt;
-    if (!ps->special.on || n > PSIM_PAGE - PSIM_GRAN) /* a page less the header (§5.1) */
+    uint32_t on = psim_atomic_load32(&ps->special.on);
+    if (!on || n > PSIM_PAGE - PSIM_GRAN) /* a page less the header (§5.1) */
         return false;
     if (flags_routine && (req->type & PSIM_PF_SPECIAL_POOL))
         return true;
     if (o->special_pool_priority && (sp_priority(req, flags_routine) & 8u))
         return true;
-    if (!(ps->special.on & PSIM_SP_CHOOSE))
+    if (!(on & PSIM_SP_CHOOSE))
         return false;
     if (o->special_pool_tags[0] && poolsim__tag_match_list(tag, o->special_pool_tags))
         return true;
@@ -127,20 +128,18 @@ bool poolsim__special_select(psim *ps, const poolsim_alloc_req *req, bool flags_
 
 /* ---- The region ------------------------------------------------------------ */
 
-/* Makes the region: every page no-access, every slot free. Shard 0 locked. */
+/* Makes the region: every page no-access, every slot free. Shard 0 locked. When the platform has no memory
+ * for it, special pool is off for the instance (the caller says so once the lock is released). */
 static bool sp_setup(psim *ps)
 {
     psim_special *sp = &ps->special;
     uint32_t n = sp->nslots;
-    if (!n)
-        return false;
     sp->recs = (psim_rec *)poolsim__meta_alloc(ps, (size_t)n * sizeof(psim_rec));
     sp->fifo = (uint32_t *)poolsim__meta_alloc(ps, (size_t)n * sizeof(uint32_t));
     psim_chunk *c = sp->recs && sp->fifo ? poolsim__chunk_new(ps, 0, 2, 2 * n + 1, POOLSIM__PROT_NONE) : NULL;
     if (!c) {
         poolsim__special_fini(ps);
-        sp->on = 0;
-        poolsim__out("poolsim: special pool could not be set up: every allocation comes from normal pool\n");
+        psim_atomic_store32(&sp->on, 0); /* read without the lock by the selection */
         return false;
     }
     c->carved = c->npages;
@@ -171,7 +170,9 @@ void *poolsim__special_alloc(psim *ps, size_t n, unsigned pool, bool cache_align
         poolsim__prim_lock_release(&sh->lock);
         return NULL;
     }
-    if ((!sp->chunk && !sp_setup(ps)) || !sp->fcount)
+    /* A thread that selected special pool before another one failed to make the region finds it off. */
+    bool failed = !sp->chunk && psim_atomic_load32(&sp->on) && sp->nslots && !sp_setup(ps);
+    if (!sp->chunk || !sp->fcount)
         goto fallback;
     uint32_t k = sp->fifo[sp->fhead];
     psim_page *pg = &sp->chunk->pages[2 * k + 1];
@@ -191,6 +192,8 @@ void *poolsim__special_alloc(psim *ps, size_t n, unsigned pool, bool cache_align
 fallback:
     poolsim__prim_lock_release(&sh->lock);
     psim_atomic_add(&sp->fallback, 1);
+    if (failed) /* after the unlock: the output callback may allocate */
+        poolsim__out("poolsim: special pool could not be set up: every allocation comes from normal pool\n");
     return NULL;
 }
 

@@ -427,6 +427,78 @@ static void test_pressure_repeats_options(void **state)
     assert_printed("poolsim: 1 more report(s) not printed (max_reports)\n");
 }
 
+/* ---- Special pool without memory for its region -------------------------------------------------------- */
+
+unsigned poolsim__shard_of_thread(uint32_t thread); /* src/tracker.c */
+uint32_t poolsim__prim_thread_id(void);             /* src/prim/prim.h */
+
+/* A block of shard 0, the shard whose lock special pool takes: allocated by a thread that lands there. */
+static void *g_shard0_block;
+static void alloc_in_shard0(void *arg)
+{
+    (void)arg;
+    if (poolsim__shard_of_thread(poolsim__prim_thread_id()) == 0)
+        g_shard0_block = ExAllocatePoolWithTag(NonPagedPoolNx, 32, TAG);
+}
+
+/* The output callback a driver's test may install: it uses the pool, here by freeing a block of shard 0. */
+static void capture_and_free(const char *text, void *ctx)
+{
+    capture(text, ctx);
+    if (strstr(text, "special pool could not be set up") && g_shard0_block) {
+        ExFreePoolWithTag(g_shard0_block, TAG);
+        g_shard0_block = NULL;
+    }
+}
+
+/* Special pool's region is made at the first request for it; when the platform has no memory for its
+ * records, the request is served by normal pool, special pool is off for the instance (no later request is
+ * selected or tries again) and one line says so, printed with no lock held: an output callback that frees a
+ * block of shard 0 returns (it waited for itself when the line was printed under that shard's lock). */
+static void test_pressure_special_pool_without_memory(void **state)
+{
+    poolsim_options o = poolsim_cmocka_default_options();
+    poolsim_stats s;
+    void *warm, *p, *q;
+    (void)state;
+    o.special_pool_slots = 4;
+    poolsim_cmocka_reinit(&o);
+    warm = ExAllocatePoolWithTag(NonPagedPoolNx, 64, TAG); /* its page serves p with no new records */
+    assert_non_null(warm);
+    g_shard0_block = NULL;
+    for (int i = 0; i < 256 && !g_shard0_block; i++) { /* thread ids spread over the shards */
+        thread t;
+        thread_start(&t, alloc_in_shard0, NULL);
+        thread_join(&t);
+    }
+    assert_non_null(g_shard0_block);
+    memset(g_text, 0, sizeof g_text);
+    g_len = 0;
+    g_slow = 0;
+    poolsim_set_output(capture_and_free, NULL);
+    store_int(&g_meta_budget, 0);
+    p = ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_SPECIAL_POOL, 64, TAG);
+    store_int(&g_meta_budget, -1);
+    q = ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_SPECIAL_POOL, 64, TAG);
+    capture_stop();
+    assert_non_null(p);
+    assert_non_null(q);
+    poolsim_get_stats(&s);
+    assert_int_equal(count_of(g_text,
+                              "poolsim: special pool could not be set up: every allocation comes from "
+                              "normal pool\n"),
+                     1);
+    assert_null(g_shard0_block);             /* freed by the callback, which returned */
+    assert_int_equal(s.special_fallback, 1); /* q was not selected at all */
+    assert_int_equal(s.special_allocs, 0);
+    assert_int_not_equal(((uintptr_t)p + 64) % PAGE_SIZE, 0); /* not at a special-pool page's end */
+    ExFreePoolWithTag(p, TAG);
+    ExFreePoolWithTag(q, TAG);
+    ExFreePoolWithTag(warm, TAG);
+    assert_int_equal(poolsim_validate(), 0);
+    assert_int_equal(poolsim_bugcheck_count(), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, teardown)
@@ -438,6 +510,7 @@ int main(void)
         T(test_pressure_repeats_options),
         T(test_pressure_chunk_not_mapped),
         T(test_pressure_site_table_without_memory),
+        T(test_pressure_special_pool_without_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

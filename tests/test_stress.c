@@ -547,10 +547,100 @@ static void test_stress_random_workload(void **state)
     assert_int_equal(poolsim_bugcheck_count(), 0);
 }
 
+/* ---- Queries of one special-pool page while another thread reuses it ------------------------------------
+ */
+
+/* A special-pool page takes the pool and the placement of every block it holds. One thread allocates and
+ * frees special-pool blocks in one slot, paged and nonpaged, at the page's end (Verify End) or start (Verify
+ * Start); the main thread describes the page (!pool) and touches it at DISPATCH_LEVEL meanwhile. Both read
+ * the page's descriptor under its lock (ThreadSanitizer finds the race otherwise), and a touch is reported
+ * (0xD1) only when it meets a live paged block. Where the platform has no special pool, every request is
+ * served by normal pool and the queries have nothing to race with. */
+typedef struct special_churn {
+    int stop;
+    unsigned long rounds, failed;
+} special_churn;
+
+static void special_churn_main(void *arg)
+{
+    special_churn *c = (special_churn *)arg;
+    static const ULONG prio[2] = {HighPoolPrioritySpecialPoolOverrun, HighPoolPrioritySpecialPoolUnderrun};
+    for (unsigned long i = 0; !load_int(&c->stop) || i < 200; i++) {
+        POOL_TYPE type = (i & 1) ? PagedPool : NonPagedPoolNx;
+        void *p = ExAllocatePoolWithTagPriority(type, 16 + (i % 7) * 100, 'ceSp',
+                                                (EX_POOL_PRIORITY)prio[(i / 2) & 1]);
+        if (p)
+            ExFreePoolWithTag(p, 'ceSp');
+        else
+            c->failed++; /* checked by the main thread: cmocka's asserts belong to it */
+        c->rounds = i + 1;
+    }
+}
+
+static unsigned g_special_reports;
+static void count_special_report(const poolsim_bugcheck *bc, void *ctx)
+{
+    (void)ctx;
+    if (bc->code == 0xD1)
+        __atomic_add_fetch(&g_special_reports, 1, __ATOMIC_RELAXED);
+}
+
+static void test_stress_special_page_queries(void **state)
+{
+    poolsim_options o = poolsim_cmocka_default_options();
+    special_churn c = {0, 0, 0};
+    unsigned loud = 0;
+    thread th;
+    (void)state;
+    o.force_irql = 0; /* poolsim_touch checks by itself; no protection, no faults (ThreadSanitizer) */
+    o.special_pool_slots = 1;
+    o.special_pool_priority = 1;
+    poolsim_cmocka_reinit(&o);
+    void *first =
+        ExAllocatePoolWithTagPriority(NonPagedPoolNx, 16, 'ceSp', HighPoolPrioritySpecialPoolOverrun);
+    assert_non_null(first);
+    uintptr_t page = (uintptr_t)first & ~(uintptr_t)(PAGE_SIZE - 1);
+    ExFreePoolWithTag(first, 'ceSp');
+    g_out_bytes = 0;
+    g_special_reports = 0;
+    poolsim_set_output(count_output, NULL);
+    poolsim_set_bugcheck_handler(count_special_report, NULL);
+    thread_start(&th, special_churn_main, &c);
+    for (int i = 0; i < 2000; i++) {
+        KIRQL old;
+        poolsim_report_block((const void *)(page + PAGE_SIZE - 96));
+        KeRaiseIrql(DISPATCH_LEVEL, &old);
+        loud += !poolsim_touch((const void *)(page + PAGE_SIZE - 96), 1);
+        KeLowerIrql(old);
+    }
+    store_int(&c.stop, 1);
+    thread_join(&th);
+    poolsim_set_output(NULL, NULL);
+    poolsim_cmocka_install_handler();
+    assert_true(g_out_bytes > 0);
+    assert_true(c.rounds >= 200);
+    assert_int_equal(c.failed, 0);
+    assert_int_equal(g_special_reports, loud); /* each touch that met a live paged block was reported once */
+    /* The slot is closed now: touching it reports nothing, and the page is described as special pool's. */
+    {
+        KIRQL old;
+        unsigned before = g_special_reports;
+        poolsim_set_bugcheck_handler(count_special_report, NULL);
+        KeRaiseIrql(DISPATCH_LEVEL, &old);
+        assert_true(poolsim_touch((const void *)(page + PAGE_SIZE - 96), 1));
+        KeLowerIrql(old);
+        poolsim_cmocka_install_handler();
+        assert_int_equal(g_special_reports, before);
+    }
+    assert_int_equal(poolsim_validate(), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stress_random_workload, poolsim_cmocka_setup,
+                                        poolsim_cmocka_teardown),
+        cmocka_unit_test_setup_teardown(test_stress_special_page_queries, poolsim_cmocka_setup,
                                         poolsim_cmocka_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
