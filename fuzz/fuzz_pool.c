@@ -342,6 +342,9 @@ static expect *x_irql(unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t 
     return x;
 }
 
+/* The noncached Mm routines above APC_LEVEL: C4/0x20019, DDI rule IrqlMmApcLte, in both families. */
+static const char rule_mm_apc[] = "IrqlMmApcLte:";
+
 static poolsim_block_state pub_state(int st)
 {
     return st == ST_LIVE   ? POOLSIM_BLOCK_LIVE
@@ -1126,6 +1129,8 @@ static int model_alloc(const poolsim_alloc_req *req, int line, alloc_call *call,
             verifier() ? x_new(0xC4, 0x00, M.irql, q.pool_type, 0, name, line)
                        : x_new(0xC2, 0x00, 0, q.pool_type, t, name, line),
                 bugcheck = true;
+        else if ((ri & R_NONCACHED) && M.irql > APC)
+            x_irql(0xC4, 0x20019, 0, M.irql, n, name, line)->rule = rule_mm_apc, bugcheck = true;
         else if (M.irql > (q.pool ? APC : DPC)) {
             verifier() ? x_irql(0xC4, q.pool ? 0x01 : 0x02, M.irql, q.pool_type, n, name, line)
                        : x_irql(0xC2, 0x08, M.irql, q.pool_type, n, name, line);
@@ -1273,7 +1278,7 @@ static void double_free_expect(mblock *b, const char *name, int line)
 {
     uintptr_t a = (uintptr_t)b->p, hw = header_word(b);
     expect *x = verifier() ? x_new(0xC4, 0x13, 0, a - GRAN, hw, name, line)
-                           : x_new(0xC2, 0x07, b->tag, hw, a, name, line);
+                           : x_new(0xC2, 0x07, b->tag, (uint32_t)hw, a, name, line);
     x_block(x, b);
 }
 
@@ -1312,12 +1317,16 @@ static bool free_model(poolsim_routine rt, target tg, uint32_t tag, uint32_t ext
         x_block(x, b);
     } else if (b->state != ST_LIVE) {
         double_free_expect(b, name, line);
+    } else if (kind == AL_NONCACHED && M.irql > APC) {
+        x = x_irql(0xC4, 0x20019, 0, M.irql, a, name, line);
+        x->rule = rule_mm_apc;
+        x_block(x, b);
     } else if (M.irql > (b->pool ? APC : DPC)) {
         x = verifier() ? x_irql(0xC4, b->pool ? 0x11 : 0x12, M.irql, b->pool_type, a, name, line)
                        : x_irql(0xC2, 0x09, M.irql, b->pool_type, a, name, line);
         x_block(x, b);
     } else if ((tag & ~PROT) != (b->tag & ~PROT) &&
-               ((b->tag & PROT) || ((tag & ~PROT) != 0 && M.opt.tag_check == POOLSIM_TAG_CHECK_STRICT))) {
+               ((b->tag & PROT) || (tag != 0 && M.opt.tag_check == POOLSIM_TAG_CHECK_STRICT))) {
         x = x_new(0xC2, 0x0A, a, b->tag, tag, name, line);
         x_block(x, b);
     } else if (!damage_expect(b, name, line)) {
@@ -2028,18 +2037,21 @@ static bool lal_usable(const mlist *ls, unsigned kind, unsigned op, int line)
     return false;
 }
 
-/* Paged lists work at <= APC_LEVEL, the others at <= DISPATCH_LEVEL, reported with the pool's codes. */
+/* Paged lists work at <= APC_LEVEL, the others at <= DISPATCH_LEVEL, reported with the pool's codes and pool
+ * type (without the request bits a list's flags add). */
 static bool lal_irql_ok(const mlist *ls, unsigned op, uintptr_t what, int line)
 {
     bool paged = ls->kind == POOLSIM_LOOKASIDE_PAGED || (ls->alloc_type & PT_PAGED);
     if (M.irql <= (paged ? APC : DPC))
         return true;
     const char *name = lal_routine(ls->kind, op);
+    uintptr_t type =
+        (uintptr_t)(ls->alloc_type & ~(uint64_t)(PT_QUOTA_FAIL | PT_RAISE | PT_COLD | PT_ZERO) & 0xFFFFu);
     if (verifier())
-        x_irql(0xC4, op == LAL_ALLOC ? (paged ? 0x01 : 0x02) : (paged ? 0x11 : 0x12), M.irql, ls->alloc_type,
-               what, name, line);
+        x_irql(0xC4, op == LAL_ALLOC ? (paged ? 0x01 : 0x02) : (paged ? 0x11 : 0x12), M.irql, type, what,
+               name, line);
     else
-        x_irql(0xC2, op == LAL_ALLOC ? 0x08 : 0x09, M.irql, ls->alloc_type, what, name, line);
+        x_irql(0xC2, op == LAL_ALLOC ? 0x08 : 0x09, M.irql, type, what, name, line);
     return false;
 }
 

@@ -105,6 +105,12 @@ int memcmp(const void *, const void *, size_t);
 
 static inline uintptr_t psim_align_up(uintptr_t v, uintptr_t a) { return (v + a - 1) & ~(a - 1); }
 
+/* A POOL_TYPE as records and bug checks show it: without the bits that only shape the request. */
+static inline uint64_t psim_pool_type_base(uint64_t type)
+{
+    return type & ~(uint64_t)(PSIM_PT_QUOTA_FAIL | PSIM_PT_RAISE | PSIM_PT_COLD | PSIM_PT_ZERO);
+}
+
 /* ---- Options (options.c) ------------------------------------------------ */
 
 typedef struct psim_option_desc {

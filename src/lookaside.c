@@ -91,10 +91,11 @@ static bool irql_ok(psim *ps, const struct psim_lal *e, unsigned op, uintptr_t w
         return true;
     bool verifier = ps->opt.family == POOLSIM_FAMILY_VERIFIER;
     unsigned long sub = op == OP_ALLOC ? (paged ? 0x01 : 0x02) : (paged ? 0x11 : 0x12);
-    verifier ? poolsim_bugcheck_raise(0xC4, sub, irql, (uintptr_t)e->alloc_type, what, file, line,
-                                      kind_names[e->p.kind][op])
-             : poolsim_bugcheck_raise(0xC2, op == OP_ALLOC ? 0x08 : 0x09, irql, (uintptr_t)e->alloc_type,
-                                      what, file, line, kind_names[e->p.kind][op]);
+    /* The pool type as the pool routines show it. */
+    uintptr_t type = (uintptr_t)(psim_pool_type_base(e->alloc_type) & 0xFFFFu);
+    verifier ? poolsim_bugcheck_raise(0xC4, sub, irql, type, what, file, line, kind_names[e->p.kind][op])
+             : poolsim_bugcheck_raise(0xC2, op == OP_ALLOC ? 0x08 : 0x09, irql, type, what, file, line,
+                                      kind_names[e->p.kind][op]);
     return false;
 }
 

@@ -96,7 +96,7 @@ typedef struct psim_req {
 static void decode_type(const poolsim_alloc_req *req, unsigned rtf, psim_req *q)
 {
     uint64_t t = req->type;
-    uint64_t base = t & ~(uint64_t)(PSIM_PT_QUOTA_FAIL | PSIM_PT_RAISE | PSIM_PT_COLD | PSIM_PT_ZERO);
+    uint64_t base = psim_pool_type_base(t);
     uint64_t rest = base & ~(uint64_t)PSIM_PT_NX;
     /* MustSucceed (2, 6), DontUseThisType (3) and anything undefined are refused. */
     q->bad_type = (rest & ~(uint64_t)(PSIM_PT_PAGED | PSIM_PT_CACHE_ALIGNED | PSIM_PT_SESSION)) != 0;
@@ -195,6 +195,11 @@ static void *alloc_failed(psim *ps, const psim_req *q, uint32_t tag, int32_t *ra
     return NULL;
 }
 
+/* Arg2 of C4/0x20019, the DDI compliance rule IrqlMmApcLte (the noncached Mm routines' IRQL): a pointer to
+ * the text of the violated rule, as for the spin lock rules (irql.c). Paraphrased from the rule's page. */
+static const char rule_mm_apc[] = "IrqlMmApcLte: MmAllocateNonCachedMemory and MmFreeNonCachedMemory (among "
+                                  "other memory manager routines) are called only at IRQL <= APC_LEVEL";
+
 /* Delivers a bug check about a request; the allocation then returns NULL. */
 static void *alloc_violation(psim *ps, const psim_req *q, uint32_t tag, poolsim_routine rt, const char *file,
                              int line, unsigned long code, uintptr_t p1, uintptr_t p2, uintptr_t p3,
@@ -260,6 +265,9 @@ void *poolsim_pool_alloc(const poolsim_alloc_req *req, int32_t *raise_status, co
         return verifier(ps) ? alloc_violation(ps, &q, tag, rt, file, line, 0xC4, 0x00, irql, q.pool_type, 0)
                             : alloc_violation(ps, &q, tag, rt, file, line, 0xC2, 0x00, 0, q.pool_type, tag);
     bool special = !(rtf & RT_MM) && poolsim__special_wanted(ps, req, (rtf & RT_FLAGS) != 0, tag, n);
+    /* The noncached routines' IRQL is APC_LEVEL at most (the WDK), checked as Verifier's DDI rule. */
+    if ((rtf & RT_MM_NONCACHED) && irql > PSIM_IRQL_APC)
+        return alloc_violation(ps, &q, tag, rt, file, line, 0xC4, 0x20019, (uintptr_t)rule_mm_apc, irql, n);
     if (irql > (q.pool ? PSIM_IRQL_APC : PSIM_IRQL_DISPATCH)) /* §2.4, §9 fact 2; special pool §1.3 */
         return special ? alloc_violation(ps, &q, tag, rt, file, line, 0xC1, irql, q.pool_type, n, 0x30)
                : verifier(ps)
@@ -353,6 +361,15 @@ static uintptr_t header_word(const psim_where *w)
     if (w->page->kind == PSIM_PG_SLAB)
         psim_memcpy(&v, (const void *)(w->user - PSIM_GRAN), sizeof v);
     return v;
+}
+
+/* A second free of the block at a (§2.7): C4/0x13 (0, header address, the header's first word); retail
+ * C2/0x07 (tag, the header's first ULONG, address), as a real Win10 dump had it (§1.0). */
+static void double_free_bc(const psim *ps, const psim_where *w, uintptr_t a, poolsim_bugcheck *bc)
+{
+    uintptr_t hw = header_word(w);
+    verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x13, 0, w->user - PSIM_GRAN, hw)
+                 : poolsim__bc_make(bc, 0xC2, 0x07, w->rec->tag, (uint32_t)hw, a);
 }
 
 /* Looks p up; on success returns true with the shard locked. On failure builds
@@ -521,8 +538,7 @@ bool poolsim__check_live(psim *ps, uintptr_t a, poolsim_bugcheck *bc)
         return false;
     bool live = w.rec->state == PSIM_LIVE;
     if (!live) {
-        verifier(ps) ? poolsim__bc_make(bc, 0xC4, 0x13, 0, w.user - PSIM_GRAN, header_word(&w))
-                     : poolsim__bc_make(bc, 0xC2, 0x07, w.rec->tag, header_word(&w), a);
+        double_free_bc(ps, &w, a, bc);
         poolsim__bc_block(ps, bc, &w, w.rec);
     }
     poolsim__unlock(ps, w.page);
@@ -605,15 +621,16 @@ static void free_block(poolsim_routine rt, void *p, uint32_t tag, const poolsim_
     else if (r->state != PSIM_LIVE && w.page->kind == PSIM_PG_SPECIAL) /* §1.3: its page is not allocated */
         poolsim__bc_make(&bc, 0xC1, a, 0, 0, 0x20);
     else if (r->state != PSIM_LIVE) /* §2.7 double free */
-        verifier(ps) ? poolsim__bc_make(&bc, 0xC4, 0x13, 0, w.user - PSIM_GRAN, header_word(&w))
-                     : poolsim__bc_make(&bc, 0xC2, 0x07, r->tag, header_word(&w), a);
+        double_free_bc(ps, &w, a, &bc);
+    else if (kind == RT_MM_NONCACHED && irql > PSIM_IRQL_APC)
+        poolsim__bc_make(&bc, 0xC4, 0x20019, (uintptr_t)rule_mm_apc, irql, a);
     else if (irql > (pool ? PSIM_IRQL_APC : PSIM_IRQL_DISPATCH) && w.page->kind == PSIM_PG_SPECIAL)
         poolsim__bc_make(&bc, 0xC1, irql, r->pool_type, a, 0x31);
     else if (irql > (pool ? PSIM_IRQL_APC : PSIM_IRQL_DISPATCH))
         verifier(ps) ? poolsim__bc_make(&bc, 0xC4, pool ? 0x11 : 0x12, irql, r->pool_type, a)
                      : poolsim__bc_make(&bc, 0xC2, 0x09, irql, r->pool_type, a);
     else if (given != have &&
-             (protected_block || (given != 0 && ps->opt.tag_check == POOLSIM_TAG_CHECK_STRICT)))
+             (protected_block || (tag != 0 && ps->opt.tag_check == POOLSIM_TAG_CHECK_STRICT)))
         poolsim__bc_make(&bc, 0xC2, 0x0A, a, r->tag, tag); /* §2.6: a PROTECTED_POOL block needs its tag */
     else if (poolsim__damage_violation(ps, &w, 0, &bc))
         ;

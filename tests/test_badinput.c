@@ -1212,7 +1212,7 @@ static void test_badinput_query_interior(void **state)
 }
 
 /* Freed pointers: a second free is C4/0x13 (0, header, header word), retail
- * C2/0x07 (tag, header word, address), quarantined or released; an interior
+ * C2/0x07 (tag, header's first ULONG, address), quarantined or released; an interior
  * address of a freed block is C4/0x10; a query is C4/0x16 (0, address, 0). */
 static void test_badinput_free_freed(void **state)
 {
@@ -1235,8 +1235,12 @@ static void test_badinput_free_freed(void **state)
             expect_bugcheck(v ? 0xC4 : 0xC2, v ? 0x13 : 0x07, ExFreePool(p));
             if (v)
                 assert_true(last_bc()->param[1] == 0 && last_bc()->param[2] == (uintptr_t)(p - GRAN));
-            else
-                assert_true(last_bc()->param[1] == TAG && last_bc()->param[3] == (uintptr_t)p);
+            else {
+                uint32_t ulong1; /* C2/0x07's Arg3: the header's first ULONG, as a real dump had it (§1.0) */
+                memcpy(&ulong1, p - GRAN, sizeof ulong1);
+                assert_true(last_bc()->param[1] == TAG && last_bc()->param[2] == ulong1 &&
+                            last_bc()->param[3] == (uintptr_t)p);
+            }
             expect_bugcheck(v ? 0xC4 : 0xC2, v ? 0x13 : 0x07, ExFreePoolWithTag(p, TAG));
             expect_bugcheck(v ? 0xC4 : 0xC2, v ? 0x13 : 0x07, ExFreePool2(p, TAG, NULL, 0));
             expect_bugcheck(v ? 0xC4 : 0xC2, v ? 0x10 : 0x46, ExFreePool(p + 16));
@@ -1268,8 +1272,9 @@ static void test_badinput_free_freed(void **state)
 }
 
 /* Tag 0 on free is no check (ExFreePool == ExFreePoolWithTag(P, 0)); a wrong
- * non-zero tag is C2/0x0A (address, allocation tag, tag passed); a
- * PROTECTED_POOL block needs its tag, 0 included. */
+ * non-zero tag is C2/0x0A (address, allocation tag, tag passed), the
+ * PROTECTED_POOL bit alone included (§2.6: only 0 skips the check; the
+ * comparison masks the bit); a PROTECTED_POOL block needs its tag, 0 included. */
 static void test_badinput_free_tag_zero(void **state)
 {
     void *p;
@@ -1282,6 +1287,11 @@ static void test_badinput_free_tag_zero(void **state)
     expect_bugcheck(0xC2, 0x0A, ExFreePoolWithTag(p, 'xxxx'));
     assert_args((uintptr_t)p, TAG, 'xxxx');
     expect_no_bugcheck(ExFreePoolWithTag(p, TAG | PROTECTED_POOL)); /* the bit is masked */
+    p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 64, TAG);
+    expect_bugcheck(0xC2, 0x0A, ExFreePoolWithTag(p, PROTECTED_POOL));
+    assert_args((uintptr_t)p, TAG, PROTECTED_POOL);
+    expect_bugcheck(0xC2, 0x0A, ExFreePool2(p, PROTECTED_POOL, NULL, 0));
+    expect_no_bugcheck(ExFreePool2(p, TAG, NULL, 0));
     p = ExAllocatePoolWithTag(NonPagedPoolNx, 64, TAG | PROTECTED_POOL);
     expect_bugcheck(0xC2, 0x0A, ExFreePoolWithTag(p, 0));
     expect_bugcheck(0xC2, 0x0A, ExFreePool(p));

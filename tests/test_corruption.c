@@ -336,11 +336,11 @@ static want want_waf(uint32_t family, const uint8_t *p, const uint8_t *first)
                                              : mk(0x13A, 0x0B, U(p), U(first), 0);
 }
 
-/* Double free: C4/0x13 (0, block - 16, header word); C2/0x07 (tag, header word, block). */
+/* Double free: C4/0x13 (0, block - 16, header word); C2/0x07 (tag, the header word's first ULONG, block). */
 static want want_double(uint32_t family, const uint8_t *p, uintptr_t hw)
 {
     return family == POOLSIM_FAMILY_VERIFIER ? mk(0xC4, 0x13, 0, U(p) - GRAN, hw)
-                                             : mk(0xC2, 0x07, TAG, hw, U(p));
+                                             : mk(0xC2, 0x07, TAG, (uint32_t)hw, U(p));
 }
 
 /* Address inside a live block: C4/0x13E (address, block, 0); C2/0x99 (address, 0, 0). */
@@ -938,7 +938,7 @@ static void test_corruption_double_free_after_quarantine(void **state)
 }
 
 /* A header smashed after the free: the double free still names the block from
- * the record, and Arg4 (C2: Arg3) is the header word as it now is in memory;
+ * the record, and Arg4 (C2: Arg3, its first ULONG) is the header word as it now is in memory;
  * the smash itself is then found by poolsim_validate. */
 static void mx_double_free_smashed_header(const mx *m)
 {
@@ -954,7 +954,8 @@ static void mx_double_free_smashed_header(const mx *m)
     CHECK(count > 0);
     EXPECT_WANT(want_double(m->family, p, header_word(n, p)), do_free2(p));
     if (!mx_big(m))
-        CHECK_EQ(last()->param[verifier(m) ? 3 : 2], (uintptr_t)0xEEEEEEEEEEEEEEEEull);
+        CHECK_EQ(last()->param[verifier(m) ? 3 : 2],
+                 verifier(m) ? (uintptr_t)0xEEEEEEEEEEEEEEEEull : 0xEEEEEEEEu);
     check_block(last(), m, p, POOLSIM_BLOCK_QUARANTINED, aline, g_line_free, "ExFreePoolWithTag");
     EXPECT_WANT(want_underrun(m->family, p), bad = poolsim_validate());
     CHECK_EQ(bad, 1);

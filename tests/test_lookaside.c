@@ -255,6 +255,16 @@ static void test_lookaside_irql(void **state)
     ExFreeToPagedLookasideList(&p, e);
     ExDeleteNPagedLookasideList(&n);
     ExDeletePagedLookasideList(&p);
+    /* Arg3 is the pool type as the pool routines give it: without the raise bit a list's flags may add. */
+    ExInitializePagedLookasideList(&p, NULL, NULL, POOL_RAISE_IF_ALLOCATION_FAILURE, 32, LTAG, 0);
+    poolsim_set_irql(DISPATCH_LEVEL);
+    expect_bugcheck(0xC4, 0x01, ExAllocateFromPagedLookasideList(&p));
+    assert_int_equal(poolsim_cmocka_last()->param[2], PagedPool);
+    expect_bugcheck(0xC4, 0x01,
+                    ExAllocatePoolWithTag(PagedPool | POOL_RAISE_IF_ALLOCATION_FAILURE, 32, LTAG));
+    assert_int_equal(poolsim_cmocka_last()->param[2], PagedPool);
+    poolsim_set_irql(PASSIVE_LEVEL);
+    ExDeletePagedLookasideList(&p);
 }
 
 /* lookaside_debug: every free goes through the pool's quarantine, so a write

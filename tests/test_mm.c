@@ -2,7 +2,8 @@
 /*
  * test_mm.c — MmAllocateContiguousMemory / MmAllocateNonCachedMemory: tracked
  * like pool, whole pages, and freeing with the wrong allocator's routine is a
- * bug check naming both (docs/semantics.md). Both directions.
+ * bug check naming both; the noncached routines' IRQL is APC_LEVEL at most
+ * (docs/semantics.md). Both directions.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,6 +122,43 @@ static void test_mm_wrong_routine_retail(void **state)
     MmFreeContiguousMemory(c);
 }
 
+/* MmAllocateNonCachedMemory and MmFreeNonCachedMemory run at <= APC_LEVEL (the WDK; DDI rule IrqlMmApcLte):
+ * above it C4/0x20019 (rule text, IRQL, bytes requested or address freed) in both families, as the other DDI
+ * rules; the allocation returns NULL and the free does nothing. APC_LEVEL is legal, and the contiguous
+ * routines keep DISPATCH_LEVEL. */
+static void test_mm_noncached_irql(void **state)
+{
+    (void)state;
+    for (unsigned family = 0; family < 2; family++) {
+        poolsim_options o = poolsim_cmocka_default_options();
+        PVOID p, q, c;
+        KIRQL old;
+        o.family = family;
+        poolsim_cmocka_reinit(&o);
+        p = MmAllocateNonCachedMemory(100);
+        assert_non_null(p);
+        KeRaiseIrql(APC_LEVEL, &old);
+        expect_no_bugcheck(q = MmAllocateNonCachedMemory(64); MmFreeNonCachedMemory(q, 64));
+        KeLowerIrql(old);
+        KeRaiseIrql(DISPATCH_LEVEL, &old);
+        q = p;
+        expect_bugcheck_continue(0xC4, 0x20019, q = MmAllocateNonCachedMemory(64)); /* the handler returns */
+        assert_null(q);
+        assert_non_null(strstr((const char *)poolsim_cmocka_last()->param[1], "IrqlMmApcLte: "));
+        assert_int_equal(poolsim_cmocka_last()->param[2], DISPATCH_LEVEL);
+        assert_int_equal(poolsim_cmocka_last()->param[3], 64);
+        assert_true(poolsim_cmocka_last()->irql_history_count > 0);
+        expect_bugcheck_continue(0xC4, 0x20019, MmFreeNonCachedMemory(p, 100));
+        assert_int_equal(poolsim_cmocka_last()->param[2], DISPATCH_LEVEL);
+        assert_int_equal(poolsim_cmocka_last()->param[3], (uintptr_t)p);
+        assert_true(poolsim_valid_access(p, 100)); /* the free did nothing */
+        expect_no_bugcheck(c = MmAllocateContiguousMemory(64, highest()); MmFreeContiguousMemory(c));
+        KeLowerIrql(old);
+        expect_no_bugcheck(MmFreeNonCachedMemory(p, 100));
+        assert_pool_tag_balanced(TAG_MMNC);
+    }
+}
+
 static char g_out[8192];
 static void capture(const char *text, void *ctx)
 {
@@ -144,9 +182,13 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, poolsim_cmocka_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_mm_contiguous_is_tracked_whole_pages), T(test_mm_noncached_size_must_match),
-        T(test_mm_noncached_size_retail),             T(test_mm_wrong_routine_names_both),
-        T(test_mm_wrong_routine_retail),              T(test_mm_shows_in_poolused),
+        T(test_mm_contiguous_is_tracked_whole_pages),
+        T(test_mm_noncached_size_must_match),
+        T(test_mm_noncached_size_retail),
+        T(test_mm_wrong_routine_names_both),
+        T(test_mm_wrong_routine_retail),
+        T(test_mm_shows_in_poolused),
+        T(test_mm_noncached_irql),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

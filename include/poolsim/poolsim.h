@@ -557,7 +557,7 @@ POOLSIM_API int poolsim_fault_sweep_nth(poolsim_sweep_body *body, void *ctx, poo
 POOLSIM_API void poolsim_report_poolused(unsigned flags, const char *tag_pattern);
 POOLSIM_API void poolsim_report_poolused_json(const char *tag_pattern);
 
-/* Live blocks like !verifier 3: Address, Length, Tag, Pool, Caller, Seq. */
+/* Live blocks like !verifier 3: Address, Length, Tag, Pool, Seq, Caller. */
 POOLSIM_API void poolsim_report_outstanding(void);
 POOLSIM_API void poolsim_report_outstanding_json(void);
 
