@@ -427,14 +427,18 @@ static void fi_on_report(const poolsim__prim_fault *f)
 
 /* ---- poolsim_touch: the same check, explicit --------------------------------------- */
 
-/* Whether a page holds paged pool. A chunk's pages keep their pool; a special-pool page takes the pool of
- * each block it holds, under shard 0's lock, and holds none while closed. */
+/* Whether a page holds paged pool. A chunk's pages keep the pool they were made with (before the page map
+ * pointed at them): no lock, so an interrupt in a kernel build can touch its own buffer whatever locks the
+ * code it interrupted holds. A special-pool page takes the pool of each block it holds, under shard 0's lock,
+ * and holds none while closed. */
 static bool fi_paged(psim *ps, psim_page *pg)
 {
-    psim_shard *sh = poolsim__shard(ps, pg); /* a page's shard never changes */
-    poolsim__prim_lock_acquire(&sh->lock);
-    bool paged = pg->pool == 1 && (pg->kind != PSIM_PG_SPECIAL || pg->nused);
-    poolsim__prim_lock_release(&sh->lock);
+    const psim_chunk *sc = (const psim_chunk *)psim_atomic_load_ptr((void *const *)&ps->special.chunk);
+    if (!sc || pg < sc->pages || pg >= sc->pages + sc->npages)
+        return pg->pool == 1;
+    poolsim__prim_lock_acquire(&ps->shards[0].lock);
+    bool paged = pg->pool == 1 && pg->kind == PSIM_PG_SPECIAL && pg->nused;
+    poolsim__prim_lock_release(&ps->shards[0].lock);
     return paged;
 }
 

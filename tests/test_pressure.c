@@ -432,13 +432,23 @@ static void test_pressure_repeats_options(void **state)
 unsigned poolsim__shard_of_thread(uint32_t thread); /* src/tracker.c */
 uint32_t poolsim__prim_thread_id(void);             /* src/prim/prim.h */
 
-/* A block of shard 0, the shard whose lock special pool takes: allocated by a thread that lands there. */
+/* A block of shard 0, the shard whose lock special pool takes: allocated by one of 64 threads alive at once
+ * (so their ids differ; Windows reuses the id of a thread that ended) that lands there. */
+#define SHARD0_THREADS 64
 static void *g_shard0_block;
+static int g_shard0_checked, g_shard0_go;
 static void alloc_in_shard0(void *arg)
 {
+    void *expected = NULL, *p;
     (void)arg;
-    if (poolsim__shard_of_thread(poolsim__prim_thread_id()) == 0)
-        g_shard0_block = ExAllocatePoolWithTag(NonPagedPoolNx, 32, TAG);
+    if (poolsim__shard_of_thread(poolsim__prim_thread_id()) == 0 &&
+        (p = ExAllocatePoolWithTag(NonPagedPoolNx, 32, TAG)) != NULL &&
+        !__atomic_compare_exchange_n(&g_shard0_block, &expected, p, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        ExFreePoolWithTag(p, TAG); /* another thread of shard 0 was first */
+    __atomic_add_fetch(&g_shard0_checked, 1, __ATOMIC_ACQ_REL);
+    while (!load_int(&g_shard0_go))
+        sleep_ms(1);
 }
 
 /* The output callback a driver's test may install: it uses the pool, here by freeing a block of shard 0. */
@@ -465,13 +475,19 @@ static void test_pressure_special_pool_without_memory(void **state)
     poolsim_cmocka_reinit(&o);
     warm = ExAllocatePoolWithTag(NonPagedPoolNx, 64, TAG); /* its page serves p with no new records */
     assert_non_null(warm);
-    g_shard0_block = NULL;
-    for (int i = 0; i < 256 && !g_shard0_block; i++) { /* thread ids spread over the shards */
-        thread t;
-        thread_start(&t, alloc_in_shard0, NULL);
-        thread_join(&t);
+    {
+        static thread t[SHARD0_THREADS];
+        g_shard0_block = NULL;
+        g_shard0_checked = g_shard0_go = 0;
+        for (int i = 0; i < SHARD0_THREADS; i++)
+            thread_start(&t[i], alloc_in_shard0, NULL);
+        while (load_int(&g_shard0_checked) < SHARD0_THREADS)
+            sleep_ms(1);
+        store_int(&g_shard0_go, 1);
+        for (int i = 0; i < SHARD0_THREADS; i++)
+            thread_join(&t[i]);
     }
-    assert_non_null(g_shard0_block);
+    assert_non_null(g_shard0_block); /* 64 distinct ids miss shard 0 with a chance of (7/8)^64, 2e-4 */
     memset(g_text, 0, sizeof g_text);
     g_len = 0;
     g_slow = 0;

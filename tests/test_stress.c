@@ -621,16 +621,26 @@ static void test_stress_special_page_queries(void **state)
     assert_true(c.rounds >= 200);
     assert_int_equal(c.failed, 0);
     assert_int_equal(g_special_reports, loud); /* each touch that met a live paged block was reported once */
-    /* The slot is closed now: touching it reports nothing, and the page is described as special pool's. */
+    /* The slot's last block was paged: while it lives a touch is reported, once it is freed none is. */
     {
         KIRQL old;
-        unsigned before = g_special_reports;
+        void *p = ExAllocatePoolWithTagPriority(PagedPool, 100, 'ceSp', HighPoolPrioritySpecialPoolOverrun);
+        assert_non_null(p);
         poolsim_set_bugcheck_handler(count_special_report, NULL);
+        g_special_reports = 0;
         KeRaiseIrql(DISPATCH_LEVEL, &old);
-        assert_true(poolsim_touch((const void *)(page + PAGE_SIZE - 96), 1));
+        bool live_touch = poolsim_touch((const void *)(page + PAGE_SIZE - 96), 1);
+        KeLowerIrql(old);
+        ExFreePoolWithTag(p, 'ceSp');
+        KeRaiseIrql(DISPATCH_LEVEL, &old);
+        bool freed_touch = poolsim_touch((const void *)(page + PAGE_SIZE - 96), 1);
         KeLowerIrql(old);
         poolsim_cmocka_install_handler();
-        assert_int_equal(g_special_reports, before);
+        assert_true(freed_touch);
+        if (((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1)) == page) { /* in the special-pool slot */
+            assert_false(live_touch);
+            assert_int_equal(g_special_reports, 1);
+        }
     }
     assert_int_equal(poolsim_validate(), 0);
 }
