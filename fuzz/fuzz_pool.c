@@ -2037,21 +2037,22 @@ static bool lal_usable(const mlist *ls, unsigned kind, unsigned op, int line)
     return false;
 }
 
-/* Paged lists work at <= APC_LEVEL, the others at <= DISPATCH_LEVEL, reported with the pool's codes and pool
- * type (without the request bits a list's flags add). */
-static bool lal_irql_ok(const mlist *ls, unsigned op, uintptr_t what, int line)
+/* Paged lists work at <= APC_LEVEL, the others at <= DISPATCH_LEVEL, every routine of them, reported with the
+ * pool's codes (an initialisation as an allocation, a flush or delete as a free) and pool type (without the
+ * request bits a list's flags add). */
+static bool lal_irql_ok(unsigned kind, uint64_t alloc_type, unsigned op, uintptr_t what, int line)
 {
-    bool paged = ls->kind == POOLSIM_LOOKASIDE_PAGED || (ls->alloc_type & PT_PAGED);
+    bool paged = kind == POOLSIM_LOOKASIDE_PAGED || (alloc_type & PT_PAGED);
     if (M.irql <= (paged ? APC : DPC))
         return true;
-    const char *name = lal_routine(ls->kind, op);
+    const char *name = lal_routine(kind, op);
+    bool alloc = op == LAL_INIT || op == LAL_ALLOC;
     uintptr_t type =
-        (uintptr_t)(ls->alloc_type & ~(uint64_t)(PT_QUOTA_FAIL | PT_RAISE | PT_COLD | PT_ZERO) & 0xFFFFu);
+        (uintptr_t)(alloc_type & ~(uint64_t)(PT_QUOTA_FAIL | PT_RAISE | PT_COLD | PT_ZERO) & 0xFFFFu);
     if (verifier())
-        x_irql(0xC4, op == LAL_ALLOC ? (paged ? 0x01 : 0x02) : (paged ? 0x11 : 0x12), M.irql, type, what,
-               name, line);
+        x_irql(0xC4, alloc ? (paged ? 0x01 : 0x02) : (paged ? 0x11 : 0x12), M.irql, type, what, name, line);
     else
-        x_irql(0xC2, op == LAL_ALLOC ? 0x08 : 0x09, M.irql, type, what, name, line);
+        x_irql(0xC2, alloc ? 0x08 : 0x09, M.irql, type, what, name, line);
     return false;
 }
 
@@ -2108,6 +2109,7 @@ static void op_lal_init(void)
         want = (int32_t)0xC00000F3u; /* STATUS_INVALID_PARAMETER_5 */
     else {
         size_t size = prm.size;
+        lal_irql_ok(prm.kind, type, LAL_INIT, size, line); /* reported; the list is made all the same */
         if (size < sizeof(void *)) {
             x_new(0xC4, 0xCD, (uintptr_t)ls->l, size, sizeof(void *), name, line);
             size = sizeof(void *);
@@ -2157,7 +2159,8 @@ static void op_lal_alloc(void)
         return; /* no room in the model for a new block */
     void *want = NULL;
     bool from_pool = false;
-    if (lal_usable(ls, kind, LAL_ALLOC, line) && lal_irql_ok(ls, LAL_ALLOC, ls->size, line)) {
+    if (lal_usable(ls, kind, LAL_ALLOC, line) &&
+        lal_irql_ok(ls->kind, ls->alloc_type, LAL_ALLOC, ls->size, line)) {
         if (ls->count) { /* LIFO: the entry freed last */
             int s = ls->cache[--ls->count];
             M.b[s].cached = false;
@@ -2221,7 +2224,8 @@ static void op_lal_free(void)
             tg.slot);
     bool freed[MAXB] = {false};
     int to_pool = -1;
-    if (lal_usable(ls, kind, LAL_FREE, line) && lal_irql_ok(ls, LAL_FREE, (uintptr_t)tg.a, line)) {
+    if (lal_usable(ls, kind, LAL_FREE, line) &&
+        lal_irql_ok(ls->kind, ls->alloc_type, LAL_FREE, (uintptr_t)tg.a, line)) {
         const char *name = lal_routine(ls->kind, LAL_FREE);
         mblock *b = tg.slot >= 0 ? &M.b[tg.slot] : NULL;
         bool twice = false;
@@ -2256,7 +2260,8 @@ static void op_lal_flush_delete(void)
     const int line = 603;
     op_name("%s(list at %p)", lal_routine(kind, op), (void *)ls->l);
     bool freed[MAXB] = {false};
-    if (lal_usable(ls, kind, op, line)) {
+    /* Above the list's IRQL: reported, and nothing is done (the entries stay cached). */
+    if (lal_usable(ls, kind, op, line) && lal_irql_ok(ls->kind, ls->alloc_type, op, (uintptr_t)ls->l, line)) {
         while (ls->count) {
             int s = ls->cache[--ls->count];
             M.b[s].cached = false;

@@ -81,21 +81,23 @@ static struct psim_lal *lal_of(psim *ps, poolsim_lookaside *l, unsigned op, unsi
     return e;
 }
 
-/* §3: paged lists <= APC_LEVEL, the others <= DISPATCH_LEVEL; reported with the pool's codes. */
-static bool irql_ok(psim *ps, const struct psim_lal *e, unsigned op, uintptr_t what, const char *file,
+/* §3: paged lists <= APC_LEVEL, the others <= DISPATCH_LEVEL, for every routine; reported with the pool's
+ * codes: an initialisation or allocation as an allocation (Arg4 the entry size), a free, flush or delete as a
+ * free (Arg4 the entry, or the list for a flush or delete). `type` is the list's pool type. */
+static bool irql_ok(psim *ps, unsigned kind, uint64_t type, unsigned op, uintptr_t what, const char *file,
                     int line)
 {
     uint8_t irql = poolsim__prim_irql_get();
-    bool paged = e->p.kind == POOLSIM_LOOKASIDE_PAGED || (e->alloc_type & PSIM_PT_PAGED);
+    bool paged = kind == POOLSIM_LOOKASIDE_PAGED || (type & PSIM_PT_PAGED);
     if (irql <= (paged ? PSIM_IRQL_APC : PSIM_IRQL_DISPATCH))
         return true;
-    bool verifier = ps->opt.family == POOLSIM_FAMILY_VERIFIER;
-    unsigned long sub = op == OP_ALLOC ? (paged ? 0x01 : 0x02) : (paged ? 0x11 : 0x12);
+    bool verifier = ps->opt.family == POOLSIM_FAMILY_VERIFIER, alloc = op == OP_INIT || op == OP_ALLOC;
+    unsigned long sub = alloc ? (paged ? 0x01 : 0x02) : (paged ? 0x11 : 0x12);
     /* The pool type as the pool routines show it. */
-    uintptr_t type = (uintptr_t)(psim_pool_type_base(e->alloc_type) & 0xFFFFu);
-    verifier ? poolsim_bugcheck_raise(0xC4, sub, irql, type, what, file, line, kind_names[e->p.kind][op])
-             : poolsim_bugcheck_raise(0xC2, op == OP_ALLOC ? 0x08 : 0x09, irql, type, what, file, line,
-                                      kind_names[e->p.kind][op]);
+    uintptr_t shown = (uintptr_t)(psim_pool_type_base(type) & 0xFFFFu);
+    verifier ? poolsim_bugcheck_raise(0xC4, sub, irql, shown, what, file, line, kind_names[kind][op])
+             : poolsim_bugcheck_raise(0xC2, alloc ? 0x08 : 0x09, irql, shown, what, file, line,
+                                      kind_names[kind][op]);
     return false;
 }
 
@@ -170,6 +172,7 @@ int32_t poolsim_lookaside_init(poolsim_lookaside *l, const poolsim_lookaside_par
         type = p.kind == POOLSIM_LOOKASIDE_PAGED ? PSIM_PT_PAGED : (p.flags & PSIM_PT_NX);
         type |= p.flags & PSIM_PT_RAISE;
     }
+    irql_ok(ps, p.kind, type, OP_INIT, p.size, file, line); /* reported, and the list is made all the same */
     if (p.size < sizeof(void *)) { /* §3: LOOKASIDE_MINIMUM_BLOCK_SIZE */
         poolsim_bugcheck_raise(0xC4, 0xCD, (uintptr_t)l, p.size, sizeof(void *), file, line, routine);
         p.size = sizeof(void *);
@@ -240,7 +243,7 @@ void *poolsim_lookaside_alloc(poolsim_lookaside *l, unsigned kind, int32_t *rais
         return NULL;
     }
     struct psim_lal *e = lal_of(ps, l, OP_ALLOC, kind, file, line);
-    if (!e || !irql_ok(ps, e, OP_ALLOC, e->p.size, file, line))
+    if (!e || !irql_ok(ps, e->p.kind, e->alloc_type, OP_ALLOC, e->p.size, file, line))
         return NULL;
     void *entry = NULL;
     poolsim__prim_lock_acquire(&e->lock);
@@ -258,7 +261,7 @@ void poolsim_lookaside_free(poolsim_lookaside *l, unsigned kind, void *entry, co
         return;
     }
     struct psim_lal *e = lal_of(ps, l, OP_FREE, kind, file, line);
-    if (!e || !irql_ok(ps, e, OP_FREE, (uintptr_t)entry, file, line))
+    if (!e || !irql_ok(ps, e->p.kind, e->alloc_type, OP_FREE, (uintptr_t)entry, file, line))
         return;
     /* Entries the pool made must be live blocks: a bad or twice-freed entry is
      * reported like a bad pool free instead of poisoning the list. */
@@ -296,7 +299,7 @@ void poolsim_lookaside_flush(poolsim_lookaside *l, unsigned kind, const char *fi
     if (!ps)
         poolsim__not_initialised(routine_of(kind, OP_FLUSH), file, line);
     struct psim_lal *e = ps ? lal_of(ps, l, OP_FLUSH, kind, file, line) : NULL;
-    if (e)
+    if (e && irql_ok(ps, e->p.kind, e->alloc_type, OP_FLUSH, (uintptr_t)l, file, line))
         drain(e, file, line);
 }
 
@@ -306,8 +309,8 @@ void poolsim_lookaside_delete(poolsim_lookaside *l, unsigned kind, const char *f
     if (!ps)
         poolsim__not_initialised(routine_of(kind, OP_DELETE), file, line);
     struct psim_lal *e = ps ? lal_of(ps, l, OP_DELETE, kind, file, line) : NULL;
-    if (!e)
-        return;
+    if (!e || !irql_ok(ps, e->p.kind, e->alloc_type, OP_DELETE, (uintptr_t)l, file, line))
+        return; /* reported: the list stays live, its entries cached */
     drain(e, file, line);
     poolsim__prim_lock_acquire(&ps->lal_lock);
     ps->lals[l->index] = NULL;

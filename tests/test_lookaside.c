@@ -267,6 +267,57 @@ static void test_lookaside_irql(void **state)
     ExDeletePagedLookasideList(&p);
 }
 
+static void assert_args(uintptr_t p2, uintptr_t p3, uintptr_t p4)
+{
+    assert_int_equal(poolsim_cmocka_last()->param[1], p2);
+    assert_int_equal(poolsim_cmocka_last()->param[2], p3);
+    assert_int_equal(poolsim_cmocka_last()->param[3], p4);
+}
+
+/* Every routine of a list has the list's IRQL rule (§3), reported with the pool's codes: initialising as an
+ * allocation (Arg4 the entry size), flushing and deleting as a free (Arg4 the list). When the handler returns
+ * the list is made all the same, and a flush or delete does nothing: the cached entries stay in the list,
+ * none is lost. Nonpaged lists may be flushed and deleted at DISPATCH_LEVEL. */
+static void test_lookaside_irql_init_flush_delete(void **state)
+{
+    PAGED_LOOKASIDE_LIST p;
+    LOOKASIDE_LIST_EX x;
+    NPAGED_LOOKASIDE_LIST n;
+    PVOID e, f;
+    (void)state;
+    poolsim_set_irql(DISPATCH_LEVEL);
+    expect_bugcheck_continue(0xC4, 0x01, ExInitializePagedLookasideList(&p, NULL, NULL, 0, 40, LTAG, 0));
+    assert_args(DISPATCH_LEVEL, PagedPool, 40);
+    poolsim_set_irql(PASSIVE_LEVEL);
+    expect_no_bugcheck(e = ExAllocateFromPagedLookasideList(&p); ExFreeToPagedLookasideList(&p, e));
+    poolsim_set_irql(DISPATCH_LEVEL);
+    expect_bugcheck_continue(0xC4, 0x11, ExDeletePagedLookasideList(&p));
+    assert_args(DISPATCH_LEVEL, PagedPool, (uintptr_t)&p);
+    poolsim_set_irql(PASSIVE_LEVEL);
+    expect_no_bugcheck(f = ExAllocateFromPagedLookasideList(&p)); /* still live, the entry still cached */
+    assert_ptr_equal(f, e);
+    ExFreeToPagedLookasideList(&p, f);
+    expect_no_bugcheck(ExDeletePagedLookasideList(&p));
+
+    assert_int_equal(ExInitializeLookasideListEx(&x, NULL, NULL, PagedPool, 0, 32, LTAG, 0), 0);
+    e = ExAllocateFromLookasideListEx(&x);
+    ExFreeToLookasideListEx(&x, e);
+    poolsim_set_irql(DISPATCH_LEVEL);
+    expect_bugcheck_continue(0xC4, 0x11, ExFlushLookasideListEx(&x));
+    assert_args(DISPATCH_LEVEL, PagedPool, (uintptr_t)&x);
+    poolsim_set_irql(PASSIVE_LEVEL);
+    expect_no_bugcheck(f = ExAllocateFromLookasideListEx(&x));
+    assert_ptr_equal(f, e);
+    ExFreeToLookasideListEx(&x, f);
+    expect_no_bugcheck(ExFlushLookasideListEx(&x); ExDeleteLookasideListEx(&x));
+
+    poolsim_set_irql(DISPATCH_LEVEL);
+    expect_no_bugcheck(ExInitializeNPagedLookasideList(&n, NULL, NULL, 0, 32, LTAG, 0);
+                       e = ExAllocateFromNPagedLookasideList(&n); ExFreeToNPagedLookasideList(&n, e);
+                       ExDeleteNPagedLookasideList(&n));
+    poolsim_set_irql(PASSIVE_LEVEL);
+}
+
 /* lookaside_debug: every free goes through the pool's quarantine, so a write
  * after free through a list is caught. */
 static void test_lookaside_debug_catches_use_after_free(void **state)
@@ -302,6 +353,7 @@ int main(void)
         T(test_lookaside_block_size_too_small),
         T(test_lookaside_bad_entries),
         T(test_lookaside_irql),
+        T(test_lookaside_irql_init_flush_delete),
         T(test_lookaside_debug_catches_use_after_free),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
