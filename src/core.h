@@ -134,6 +134,8 @@ extern const size_t poolsim__option_count;
 
 /* Checks ranges; returns the name of the first bad option or NULL. */
 const char *poolsim__options_check(const poolsim_options *o);
+/* True when s (NULL counts as empty) has at most max characters. */
+bool poolsim__text_fits(const char *s, size_t max);
 
 /* ---- Formatting (fmt.c) ------------------------------------------------- */
 
@@ -315,11 +317,13 @@ typedef struct psim_totals {
 #define PSIM_FAULT_ON 0x1u    /* a probability, nth or site is set */
 #define PSIM_FAULT_TRACE 0x2u /* record every allocation site (sweeps) */
 
+#define PSIM_FAULT_TAGS_MAX 127u /* characters of a fault tag list (a copy is kept) */
+
 typedef struct psim_fault {
     poolsim__prim_lock lock; /* guards everything below but the atomics */
     uint32_t flags;          /* PSIM_FAULT_*: the hot path reads only this */
     uint32_t probability;
-    char tags[128];
+    char tags[PSIM_FAULT_TAGS_MAX + 1];
     uint64_t delay_allocs, delay_ns, start_ns, seed, nth;
     bool persistent;
     const char *site_file;

@@ -29,11 +29,9 @@ static void configure(psim *ps, const poolsim_fault_config *cfg)
     uint32_t trace = f->flags & PSIM_FAULT_TRACE;
     f->probability = cfg && cfg->probability < 10000u ? cfg->probability : cfg ? 10000u : 0u;
     f->tags[0] = '\0';
-    if (cfg && cfg->tags) {
-        size_t k = 0;
-        for (; cfg->tags[k] && k + 1 < sizeof f->tags; k++)
-            f->tags[k] = cfg->tags[k];
-        f->tags[k] = '\0';
+    for (size_t k = 0; cfg && cfg->tags && cfg->tags[k]; k++) { /* it fits (the callers check) */
+        f->tags[k] = cfg->tags[k];
+        f->tags[k + 1] = '\0';
     }
     f->delay_allocs = cfg ? cfg->delay_allocs : 0;
     f->delay_ns = !cfg ? 0 : cfg->delay_ms > UINT64_MAX / 1000000u ? UINT64_MAX : cfg->delay_ms * 1000000u;
@@ -69,12 +67,19 @@ void poolsim__fault_fini(psim *ps) { poolsim__prim_lock_destroy(&ps->fault.lock)
 
 void poolsim_fault_configure(const poolsim_fault_config *cfg)
 {
-    if (poolsim__g)
-        configure(poolsim__g, cfg);
-    else
+    if (!poolsim__g) {
         poolsim__outf(
             "poolsim: poolsim_fault_configure called while poolsim is not initialised (poolsim_init); "
             "the call does nothing\n");
+    } else if (cfg && !poolsim__text_fits(cfg->tags, PSIM_FAULT_TAGS_MAX)) {
+        /* Cut, a pattern could match more tags than asked ("...  *Qz?" cut to "*"): none is injected. */
+        poolsim__outf("poolsim: poolsim_fault_configure: the tag list is longer than %u characters; fault "
+                      "injection is off\n",
+                      PSIM_FAULT_TAGS_MAX);
+        configure(poolsim__g, NULL);
+    } else {
+        configure(poolsim__g, cfg);
+    }
 }
 
 static void trace_add(psim_fault *f, const char *file, int line, const char *routine)

@@ -23,6 +23,14 @@ void poolsim_options_default(poolsim_options *opts)
     POOLSIM_OPTIONS(OPT_DEFAULT)
 }
 
+bool poolsim__text_fits(const char *s, size_t max)
+{
+    for (size_t n = 0; s && s[n]; n++)
+        if (n == max)
+            return false;
+    return true;
+}
+
 const char *poolsim__options_check(const poolsim_options *o)
 {
     if (o->family > POOLSIM_FAMILY_RETAIL)
@@ -52,6 +60,8 @@ const char *poolsim__options_check(const poolsim_options *o)
         return "special_pool_slots";
     if (!o->special_pool_tags)
         return "special_pool_tags";
+    if (!poolsim__text_fits(o->fault_tags, PSIM_FAULT_TAGS_MAX)) /* fault.c keeps a copy of this size */
+        return "fault_tags";
     if (!o->driver_name)
         return "driver_name";
     return NULL;

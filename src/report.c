@@ -40,13 +40,20 @@ void poolsim_write(const char *text)
         poolsim__out(text);
 }
 
+/* One line of at most 511 characters (the stack of a kernel thread is small, and reports allocate nothing):
+ * a longer one is cut, and ends in "..." and its newline, so the next row still starts a line of its own. */
 void poolsim__outf(const char *fmt, ...)
 {
     char line[512];
     va_list ap;
     va_start(ap, fmt);
-    poolsim__vfmt(line, sizeof line, fmt, ap);
+    size_t n = poolsim__vfmt(line, sizeof line, fmt, ap);
     va_end(ap);
+    size_t k = 0;
+    while (fmt[k])
+        k++;
+    if (n >= sizeof line && k && fmt[k - 1] == '\n')
+        psim_memcpy(line + sizeof line - 5, "...\n", 5);
     poolsim__out(line);
 }
 
@@ -239,10 +246,12 @@ void poolsim_report_block(const void *p)
         char tag[5] = "    ";
         if (b.state)
             poolsim__tag_text(b.tag, tag);
-        static const char *const states[] = {"(Free)       ", "(Allocated)  ", "(Quarantined)",
-                                             "(Free)       "};
-        poolsim__outf("%c%p size: %4x previous size: %4x  %s %s\n", here ? '*' : ' ', (void *)first,
-                      slot_size, i ? slot_size : 0u, states[b.state & 3], tag);
+        /* As !pool prints it (§6.2): the state in 12 columns, then '*' before the tag of the block holding
+         * the address ("(Allocated) *ObDi"), a space before the others ("(Allocated)  MmDT"). poolsim's
+         * own state (Quarantined) takes one column more. */
+        static const char *const states[] = {"(Free)      ", "(Allocated) ", "(Quarantined)", "(Free)      "};
+        poolsim__outf("%c%p size: %4x previous size: %4x  %s%c%s\n", here ? '*' : ' ', (void *)first,
+                      slot_size, i ? slot_size : 0u, states[b.state & 3], here ? '*' : ' ', tag);
         if (here)
             mine = b;
     }

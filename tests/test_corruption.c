@@ -1714,7 +1714,7 @@ static void report_of(const void *p, const char *star_state)
     CHECK_EQ(star_lines(star, sizeof star), 1);
     CHECK(strstr(star, star_state) != NULL);
     if (strcmp(star_state, "(Free)") != 0)
-        CHECK(strstr(star, " " TAG_TEXT) != NULL);
+        CHECK(strstr(star, "*" TAG_TEXT) != NULL); /* the tag of the block holding the address, marked (§6.2) */
 }
 
 static void test_corruption_report_block(void **state)
@@ -1736,7 +1736,8 @@ static void test_corruption_report_block(void **state)
     report_of(a + 5, "(Allocated)");
     CHECK(strstr(g_text, "slab of 64-byte") != NULL); /* header 16, 40 bytes, footer 8 */
     CHECK_EQ(count_of(g_text, "(Quarantined) " TAG_TEXT), 1); /* b, on the same page */
-    CHECK_EQ(count_of(g_text, "(Allocated)   " TAG_TEXT), 2); /* a and c */
+    CHECK_EQ(count_of(g_text, "(Allocated) *" TAG_TEXT), 1);  /* a: the block holding the address (§6.2) */
+    CHECK_EQ(count_of(g_text, "(Allocated)  " TAG_TEXT), 1);  /* c */
     CHECK(strstr(g_text, "Block:") != NULL);
     CHECK(strstr(g_text, "size 0x28 (40) tag XTag") != NULL);
     CHECK(strstr(g_text, "NonPagedPoolNx, live") != NULL);

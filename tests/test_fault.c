@@ -91,6 +91,55 @@ static void test_fault_tags_filter(void **state)
     assert_int_equal(fail_pattern('xxzZ', 10, failed), 10); /* "Zzxx" matches Zz* */
 }
 
+/* poolsim keeps a copy of the tag list, 127 characters at most. A longer one is not cut (a cut pattern could
+ * match more tags than asked: here "*Qz?" would become "*", every tag): injection is off, with a message;
+ * 127 characters work. */
+static char g_fault_out[512];
+static void fault_capture(const char *text, void *ctx)
+{
+    (void)ctx;
+    strncat(g_fault_out, text, sizeof g_fault_out - 1 - strlen(g_fault_out));
+}
+
+static void test_fault_tags_too_long(void **state)
+{
+    static unsigned char failed[50];
+    static char tags[160]; /* a string option is kept, not copied: it outlives the instance */
+    poolsim_fault_config cfg = {10000, tags, 0, 0, 1, 0, false, NULL, 0};
+    (void)state;
+    tags[0] = '\0';
+    for (int i = 0; i < 24; i++)
+        strcat(tags, "Aaaa ");
+    strcat(tags, "Ta1? "); /* 125 characters */
+    strcat(tags, "Zz");    /* 127 */
+    poolsim_fault_configure(&cfg);
+    assert_int_equal(fail_pattern(TAG_A, 50, failed), 50); /* "Ta1A" matches "Ta1?" */
+    assert_int_equal(fail_pattern(TAG_F, 50, failed), 0);
+    tags[125] = '\0';
+    strcat(tags, " *Qz?"); /* 130: cut at 127, "*Qz?" would be "*" */
+    g_fault_out[0] = '\0';
+    poolsim_set_output(fault_capture, NULL);
+    poolsim_fault_configure(&cfg);
+    poolsim_set_output(NULL, NULL);
+    assert_string_equal(g_fault_out, "poolsim: poolsim_fault_configure: the tag list is longer than 127 "
+                                     "characters; fault injection is off\n");
+    assert_int_equal(fail_pattern(TAG_F, 50, failed), 0);
+    assert_int_equal(fail_pattern(TAG_A, 50, failed), 0);
+    /* The same list as an option: poolsim_init refuses it. */
+    {
+        poolsim_options o = poolsim_cmocka_default_options();
+        assert_int_equal(poolsim_shutdown(), 0);
+        o.fault_tags = tags;
+        g_fault_out[0] = '\0';
+        poolsim_set_output(fault_capture, NULL);
+        assert_int_equal(poolsim_init(&o), POOLSIM_E_OPTION);
+        poolsim_set_output(NULL, NULL);
+        assert_string_equal(g_fault_out, "poolsim: poolsim_init: option fault_tags is out of range\n");
+        tags[127] = '\0';
+        poolsim_cmocka_reinit(&o); /* 127 characters: accepted */
+    }
+}
+
 static void test_fault_delays(void **state)
 {
     static unsigned char failed[300];
@@ -375,6 +424,44 @@ static void test_fault_cmocka_helpers(void **state)
     poolsim_set_output(NULL, NULL);
 }
 
+/* assert_pool_tag_balanced counts what is live for a tag with no row of its own too: one that came after
+ * the table's 768 (the overflow row counts it), or 0xFFFFFFFF (PROTECTED_POOL | 0x7FFFFFFF). */
+static ULONG numbered_tag(unsigned i) /* "000T", "100T", ... "997T": i in memory order, then 'T' */
+{
+    return (ULONG)('0' + i % 10) | (ULONG)('0' + i / 10 % 10) << 8 | (ULONG)('0' + i / 100 % 10) << 16 |
+           (ULONG)'T' << 24;
+}
+
+static void test_fault_cmocka_tag_beyond_the_table(void **state)
+{
+    static PVOID p[800];
+    uint64_t blocks[2], bytes[2];
+    const ULONG last = numbered_tag(799);
+    (void)state;
+    for (unsigned i = 0; i < 800; i++)
+        assert_non_null(p[i] =
+                            ExAllocatePoolWithTag(i & 1 ? PagedPool : NonPagedPoolNx, 24, numbered_tag(i)));
+    for (unsigned i = 0; i < 799; i++)
+        ExFreePoolWithTag(p[i], numbered_tag(i));
+    assert_true(poolsim_cmocka_tag_live_(last, blocks, bytes));
+    assert_true(blocks[0] == 0 && blocks[1] == 1 && bytes[1] == 24); /* 799 is odd: paged */
+    ExFreePoolWithTag(p[799], last);
+    assert_true(poolsim_cmocka_tag_live_(last, blocks, bytes));
+    assert_true(blocks[0] == 0 && blocks[1] == 0);
+    assert_pool_tag_balanced(last);
+    {
+        poolsim_options o = poolsim_cmocka_default_options();
+        o.family = POOLSIM_FAMILY_RETAIL; /* Verifier's 0x9D refuses the tag: its bytes are not characters */
+        poolsim_cmocka_reinit(&o);
+    }
+    p[0] = ExAllocatePoolWithTag(NonPagedPoolNx, 16, 0xFFFFFFFFu);
+    assert_non_null(p[0]);
+    assert_true(poolsim_cmocka_tag_live_(0xFFFFFFFFu, blocks, bytes));
+    assert_true(blocks[0] == 1 && bytes[0] == 16);
+    ExFreePoolWithTag(p[0], 0xFFFFFFFFu);
+    assert_pool_tag_balanced(0xFFFFFFFFu);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, poolsim_cmocka_teardown)
@@ -382,6 +469,7 @@ int main(void)
         T(test_fault_probability_rate_and_replay),
         T(test_fault_probability_off_fails_nothing),
         T(test_fault_tags_filter),
+        T(test_fault_tags_too_long),
         T(test_fault_delays),
         T(test_fault_returns_what_the_routine_returns),
         T(test_fault_nth_transient_and_persistent),
@@ -391,6 +479,7 @@ int main(void)
         T(test_fault_sweep_follows_error_paths),
         T(test_fault_sweep_reports_bug_checks),
         T(test_fault_cmocka_helpers),
+        T(test_fault_cmocka_tag_beyond_the_table),
 #ifndef _WIN32
         T(test_fault_sweep_isolates_crashes),
 #endif

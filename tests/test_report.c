@@ -696,6 +696,39 @@ static void test_report_outstanding(void **state)
 /* ---- Statistics -------------------------------------------------------------------------------------------
  */
 
+/* A row longer than a line (511 characters: a call site's last two path components can be anything) is cut
+ * and ends in "..." and its newline: the next row still starts a line of its own. */
+static void test_report_outstanding_long_site(void **state)
+{
+    static char path[700];
+    void *a, *b;
+    (void)state;
+    memcpy(path, "/src/", 5);
+    memset(path + 5, 'd', 600);
+    memcpy(path + 605, "/file.c", 8);
+    a = alloc_rt(POOLSIM_RT_EX_ALLOCATE_POOL2, PSIM_PF_NON_PAGED, 40, TAG_X, path, 42);
+    b = alloc_at(NONPAGED, 24, TAG_F, 43);
+    out_reset();
+    poolsim_report_outstanding();
+    assert_non_null(strstr(g_out.text, "ddd...\n"));
+    unsigned rows = 0;
+    for (const char *l = g_out.text; *l;) { /* every line at most 511 characters, each row on its own */
+        char one[512];
+        const char *e = strchr(l, '\n');
+        assert_non_null(e);
+        assert_true(e - l < 511);
+        memcpy(one, l, (size_t)(e - l));
+        one[e - l] = '\0';
+        rows += strstr(one, "XTag") != NULL;
+        rows += strstr(one, "Fred") != NULL;
+        assert_false(strstr(one, "XTag") && strstr(one, "Fred"));
+        l = e + 1;
+    }
+    assert_int_equal(rows, 2);
+    free_at(a, TAG_X, 44);
+    free_at(b, TAG_F, 44);
+}
+
 static void test_report_stats(void **state)
 {
     scenario sc;
@@ -1016,6 +1049,7 @@ int main(void)
         T(test_report_poolused_empty_and_failed),
         T(test_report_poolused_overflow_row),
         T(test_report_outstanding),
+        T(test_report_outstanding_long_site),
         T(test_report_stats),
         T(test_report_poolused_json),
         T(test_report_json_escapes),

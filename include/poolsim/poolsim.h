@@ -165,7 +165,8 @@ extern "C" {
 #endif
 
 /* Kinds: BOOL (1/0/on/off/true/false/yes/no), U32 and U64 (numbers), FAMILY
- * (verifier/retail), TAGCHECK (strict/protected), STR (a string). */
+ * (verifier/retail), TAGCHECK (strict/protected), STR (a string: kept, not copied, so it must stay valid
+ * until poolsim_shutdown, as literals and the environment's strings do). */
 #define POOLSIM_OPTIONS(X)                                                                                   \
     X(family, uint32_t, FAMILY, POOLSIM_DEFAULT_FAMILY,                                                      \
       "bug-check family: verifier (C4...) or retail (C2/0x19)")                                              \
@@ -196,8 +197,8 @@ extern "C" {
       "canary header, footer and slack around every block, checked at free and by poolsim_validate")         \
     X(footer_bytes, uint32_t, U32, POOLSIM_DEFAULT_FOOTER_BYTES,                                             \
       "canary bytes at least after each small block's requested size (0..64): 1 catches an overrun's first " \
-      "byte at the block's free; a write further on may land in the next block's header, caught at its "    \
-      "free or by poolsim_validate; 16: a footer of 16 bytes at least")                                       \
+      "byte at the block's free; a write further on may land in the next block's header, caught at its "     \
+      "free or by poolsim_validate; 16: a footer of 16 bytes at least")                                      \
     X(quarantine_bytes, uint64_t, U64, POOLSIM_DEFAULT_QUARANTINE_BYTES,                                     \
       "freed bytes held back, poisoned, before reuse, per shard (0: no quarantine)")                         \
     X(quarantine_blocks, uint32_t, U32, POOLSIM_DEFAULT_QUARANTINE_BLOCKS,                                   \
@@ -209,42 +210,44 @@ extern "C" {
       "break into an attached debugger before each bug check is reported")                                   \
     X(print_frees, uint32_t, BOOL, POOLSIM_DEFAULT_PRINT_FREES,                                              \
       "print a line for every free (MemCheck style)")                                                        \
-    X(fault_probability, uint32_t, U32, POOLSIM_DEFAULT_FAULT_PROBABILITY,                                  \
+    X(fault_probability, uint32_t, U32, POOLSIM_DEFAULT_FAULT_PROBABILITY,                                   \
       "Low Resources Simulation: allocations failed per 10000 (Verifier's default is 600; 0: off)")          \
     X(fault_tags, const char *, STR, POOLSIM_DEFAULT_FAULT_TAGS,                                             \
-      "only allocations with these tags fail: space-separated patterns with ? and * (empty: all)")           \
+      "only allocations with these tags fail: space-separated patterns with ? and * (empty: all; at most "   \
+      "127 characters)")                                                                                     \
     X(fault_delay_allocs, uint64_t, U64, POOLSIM_DEFAULT_FAULT_DELAY_ALLOCS,                                 \
-      "no injected failure among the first N allocations")                                                  \
+      "no injected failure among the first N allocations")                                                   \
     X(fault_delay_ms, uint64_t, U64, POOLSIM_DEFAULT_FAULT_DELAY_MS,                                         \
-      "no injected failure during the first N milliseconds")                                                \
+      "no injected failure during the first N milliseconds")                                                 \
     X(fault_seed, uint64_t, U64, POOLSIM_DEFAULT_FAULT_SEED,                                                 \
-      "seed of the injected failures: the same seed and allocation order fail the same allocations")        \
+      "seed of the injected failures: the same seed and allocation order fail the same allocations")         \
     X(lookaside_debug, uint32_t, BOOL, POOLSIM_DEFAULT_LOOKASIDE_DEBUG,                                      \
       "lookaside lists cache nothing: every free goes to the pool (and its quarantine), so use after free "  \
       "through a list is caught")                                                                            \
-    X(irql_history, uint32_t, U32, POOLSIM_DEFAULT_IRQL_HISTORY,                                            \
+    X(irql_history, uint32_t, U32, POOLSIM_DEFAULT_IRQL_HISTORY,                                             \
       "IRQL transitions per thread shown in IRQL and lock reports (0..64; each thread keeps the last 64)")   \
     X(force_irql, uint32_t, BOOL, POOLSIM_DEFAULT_FORCE_IRQL,                                                \
       "Force IRQL checking: paged pool is inaccessible while any thread is at >= DISPATCH_LEVEL; a touch "   \
       "from such a thread is bug check 0xD1")                                                                \
     X(synch_level, uint32_t, U32, POOLSIM_DEFAULT_SYNCH_LEVEL,                                               \
       "the IRQL KeRaiseIrqlToSynchLevel raises to: 12 or 13 (the x64 headers disagree)")                     \
-    X(special_pool_tags, const char *, STR, POOLSIM_DEFAULT_SPECIAL_POOL_TAGS,                             \
-      "special pool for these tags: space-separated patterns with ? and * (\"*\": every allocation)")      \
-    X(special_pool_size, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SIZE,                                  \
-      "special pool for one GFlags size class: rounded size + 16 on x64 (0x30: 17-32 bytes; x86: + 8); 0: off") \
-    X(special_pool_sample, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SAMPLE,                              \
-      "KFENCE-style sampling: on average 1 in N eligible allocations goes to special pool (0: off)")          \
-    X(special_pool_slots, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SLOTS,                                \
+    X(special_pool_tags, const char *, STR, POOLSIM_DEFAULT_SPECIAL_POOL_TAGS,                               \
+      "special pool for these tags: space-separated patterns with ? and * (\"*\": every allocation)")        \
+    X(special_pool_size, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SIZE,                                   \
+      "special pool for one GFlags size class: rounded size + 16 on x64 (0x30: 17-32 bytes; x86: + 8); 0: "  \
+      "off")                                                                                                 \
+    X(special_pool_sample, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SAMPLE,                               \
+      "KFENCE-style sampling: on average 1 in N eligible allocations goes to special pool (0: off)")         \
+    X(special_pool_slots, uint32_t, U32, POOLSIM_DEFAULT_SPECIAL_POOL_SLOTS,                                 \
       "special-pool pages, each between no-access guard pages (at most 16384); when all are in use, "        \
       "selected allocations come from normal pool and are counted")                                          \
-    X(special_pool_underrun, uint32_t, BOOL, POOLSIM_DEFAULT_SPECIAL_POOL_UNDERRUN,                         \
-      "Verify Start: blocks begin at their page's start, so underruns fault at once (default: Verify End)")   \
-    X(special_pool_priority, uint32_t, BOOL, POOLSIM_DEFAULT_SPECIAL_POOL_PRIORITY,                         \
-      "the ...SpecialPoolOverrun/Underrun priorities put the allocation in special pool (Windows only "       \
+    X(special_pool_underrun, uint32_t, BOOL, POOLSIM_DEFAULT_SPECIAL_POOL_UNDERRUN,                          \
+      "Verify Start: blocks begin at their page's start, so underruns fault at once (default: Verify End)")  \
+    X(special_pool_priority, uint32_t, BOOL, POOLSIM_DEFAULT_SPECIAL_POOL_PRIORITY,                          \
+      "the ...SpecialPoolOverrun/Underrun priorities put the allocation in special pool (Windows only "      \
       "chooses the placement of an allocation already selected)")                                            \
-    X(special_pool_seed, uint64_t, U64, POOLSIM_DEFAULT_SPECIAL_POOL_SEED,                                  \
-      "seed of the sampling: the same seed and allocation order sample the same allocations")                 \
+    X(special_pool_seed, uint64_t, U64, POOLSIM_DEFAULT_SPECIAL_POOL_SEED,                                   \
+      "seed of the sampling: the same seed and allocation order sample the same allocations")                \
     X(driver_name, const char *, STR, POOLSIM_DEFAULT_DRIVER_NAME,                                           \
       "driver name: Arg2 of the C4/0x62 leak bug check")
 
@@ -440,8 +443,9 @@ typedef struct poolsim_tag_usage_t {
 
 /* Usage of one tag (PROTECTED_POOL masked off; 0xFFFFFFFF: the overflow row
  * that counts every tag beyond the table's 768). Returns false, with *out
- * zeroed, when the tag was never used. (The type cannot share the function's
- * name in C, hence the _t.) */
+ * zeroed, when the tag was never used or has no row of its own (it came after
+ * the table was full: the overflow row counts it). (The type cannot share the
+ * function's name in C, hence the _t.) */
 POOLSIM_API bool poolsim_tag_usage(unsigned long tag, poolsim_tag_usage_t *out);
 
 /* Totals of the instance. The peaks are exact while one thread's blocks are live (outside special
@@ -454,7 +458,7 @@ typedef struct poolsim_stats {
     uint64_t paged_bytes, peak_paged_bytes;
     uint64_t bugchecks;
     uint64_t faults_injected; /* Low Resources Simulation / fail-the-Nth */
-    uint64_t tags;        /* distinct tags seen */
+    uint64_t tags; /* tags with a row of their own (768 at most: later ones share the overflow row) */
     uint64_t sites;       /* distinct call sites seen */
     uint64_t meta_bytes;  /* poolsim's own out-of-band memory */
     uint64_t arena_bytes; /* pages poolsim holds for blocks */
@@ -480,13 +484,15 @@ POOLSIM_API uint64_t poolsim_sequence(void);
  * when the pool is exhausted: NULL, or a raise where the routine raises. */
 typedef struct poolsim_fault_config {
     uint32_t probability;  /* failures per 10000 allocations; 0: off */
-    const char *tags;      /* probability applies to these tags only (patterns, ? *); NULL or "": all */
+    const char *tags;      /* probability applies to these tags only (patterns, ? *); NULL or "": all. At most
+                            * 127 characters (copied): a longer list turns injection off, with a message */
     uint64_t delay_allocs; /* no random failure among the first delay_allocs allocations */
     uint64_t delay_ms;     /* nor during the first delay_ms milliseconds */
     uint64_t seed;         /* the same seed and the same allocation order fail the same allocations */
     uint64_t nth;          /* fail the nth allocation from now on (1: the next one); 0: off */
     bool persistent;       /* with nth: fail every allocation from the nth on (SQLite's "repeat") */
-    const char *site_file; /* fail the first allocation made at site_file:site_line; NULL: off */
+    const char *site_file; /* fail the first allocation made at site_file:site_line; NULL: off. Kept, not
+                            * copied: it must stay valid while this configuration is in force (__FILE__ is) */
     int site_line;
 } poolsim_fault_config;
 
