@@ -1984,9 +1984,12 @@ static void op_critical(void)
 static void op_thread_check(void)
 {
     const char *name = poolsim_irql_routine_name(POOLSIM_IRQL_RT_THREAD_CHECK);
-    op_name("poolsim_thread_check at %u holding %u", M.irql, M.nheld);
-    bool want = M.irql == 0 && M.nheld == 0;
-    if (!want) {
+    op_name("poolsim_thread_check at %u holding %u in %u critical region(s)", M.irql, M.nheld, M.critical);
+    bool want = M.irql == 0 && M.nheld == 0 && M.critical == 0;
+    if (!want && M.irql == 0 && M.nheld == 0) {
+        /* Only a critical region not left: 0x1 APC_INDEX_MISMATCH (0, 0, combined APC disable count, 0). */
+        x_irql(0x01, 0, 0, (0x10000u - (M.critical & 0xFFFFu)) & 0xFFFFu, 0, name, 0);
+    } else if (!want) {
         const mheld *spin = NULL;
         for (unsigned i = M.nheld; i-- > 0;)
             if (M.held[i].kind != LK_MUTEX) {

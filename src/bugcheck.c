@@ -20,6 +20,7 @@ typedef struct bc_name {
 } bc_name;
 
 static const bc_name bc_names[] = {
+    {0x01, "APC_INDEX_MISMATCH"},
     {0x08, "IRQL_NOT_DISPATCH_LEVEL"},
     {0x09, "IRQL_NOT_GREATER_OR_EQUAL"},
     {0x0A, "IRQL_NOT_LESS_OR_EQUAL"},
@@ -298,6 +299,10 @@ static const bc_row bc_rows[] = {
      "spin lock acquired by the thread that already owns it",
      {"spin lock address", "0", "0", "0"}},
     {0x10, ANY, "spin lock released by a thread that does not own it", {"spin lock address", "0", "0", "0"}},
+    {0x01,
+     ANY,
+     "returned inside a critical region (kernel APCs still disabled)",
+     {"system function (0: none)", "APC state index", "combined APC disable count", "0: a system call"}},
     {0x4A,
      ANY,
      "returned at IRQL > PASSIVE_LEVEL, or holding a lock",

@@ -665,6 +665,14 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
         report(rt, file, line, 0xC4, 0x34, cur, t->critical, (uintptr_t)mutex);
         reported = true;
     }
+    if (!h && t->nlocks > t->nheld && psim_ptr_load(owner) == (void *)((uintptr_t)t | LW_HELD)) {
+        /* Beyond held[] (more than PSIM_HELD_MAX locks held): the owner word says it is this thread's. */
+        hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql <= cur ? old_irql : cur, rt, mutex, file, line);
+        psim_ptr_release(owner, NULL);
+        held_drop(t, -1);
+        irql_restore(t, old_irql);
+        return;
+    }
     if (!h) {
         /* Not this thread's: another thread owns it (C4/0x1004, Deadlock Detection's "unexpected thread":
          * P3 and P4 are the owner's and the caller's thread blocks) or nobody does (0x1007, "unacquired
@@ -713,7 +721,7 @@ void poolsim_critical_region(bool enter, const char *file, int line)
 bool poolsim_thread_passive_no_locks(void)
 {
     psim_thread *t = poolsim__thread();
-    return t ? t->h.irql == PSIM_IRQL_PASSIVE && t->nlocks == 0
+    return t ? t->h.irql == PSIM_IRQL_PASSIVE && t->nlocks == 0 && t->critical == 0
              : poolsim__prim_irql_get() == PSIM_IRQL_PASSIVE;
 }
 
@@ -734,6 +742,11 @@ bool poolsim_thread_check(void)
             report(rt, NULL, 0, 0xC4, 0x40007, (uintptr_t)rule_queued_release, (uintptr_t)spin->obj, 0);
         else
             report(rt, NULL, 0, 0xC4, 0x40009, (uintptr_t)rule_spin_lock, (uintptr_t)spin->obj, 0);
+    } else if (t && t->h.irql == PSIM_IRQL_PASSIVE && t->nlocks == 0) {
+        /* Only a critical region not left: 0x1 APC_INDEX_MISMATCH, Windows' check when a thread returns to
+         * user mode with kernel APCs disabled. Arg3 is the combined APC disable count as the kernel keeps it
+         * (KernelApcDisable, decremented by each KeEnterCriticalRegion, in its low 16 bits). */
+        report(rt, NULL, 0, 0x01, 0, 0, (uintptr_t)((0x10000u - (t->critical & 0xFFFFu)) & 0xFFFFu), 0);
     } else {
         /* §1.10: 0x4A IRQL_GT_ZERO_AT_SYSTEM_SERVICE; poolsim has no system function to name (P1 0). */
         report(rt, NULL, 0, 0x4A, 0, poolsim__prim_irql_get(), 0, 0);
@@ -826,6 +839,7 @@ static bool irql_related(const poolsim_bugcheck *bc)
                                    0x35,   0x36,   0x40,    0x41,    0x42,    0x11A,   0x11B,  0x1000, 0x1004,
                                    0x1007, 0x1009, 0x20015, 0x20019, 0x40006, 0x40007, 0x40009};
     switch (bc->code) {
+    case 0x01:
     case 0x08:
     case 0x09:
     case 0x0A:
@@ -834,6 +848,8 @@ static bool irql_related(const poolsim_bugcheck *bc)
     case 0x4A:
     case 0xD1:
         return true;
+    case 0x1E: /* a NULL lock touched below DISPATCH_LEVEL (poolsim__irql_null): the access violation */
+        return bc->param[0] == 0xC0000005u && bc->param[2] == 1;
     case 0xC2:
         return bc->param[0] == 0x08 || bc->param[0] == 0x09;
     case 0xC1:

@@ -14,7 +14,7 @@
 #define PSIM_IRQL_HIGH 15u
 
 #define PSIM_HIST POOLSIM__IRQL_HIST /* transitions each thread keeps; irql_history shows up to this */
-#define PSIM_HELD_MAX 16u /* locks a thread holds with their acquire site; more still work, unnamed */
+#define PSIM_HELD_MAX 32u /* locks a thread holds with their acquire site; more still work, unnamed */
 #define PSIM_OPEN_MAX 8u  /* pages one single-stepped instruction may open */
 
 /* What a held lock is. */

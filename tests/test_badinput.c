@@ -2034,6 +2034,10 @@ static void assert_null_touch(KIRQL irql, const char *routine)
     }
     assert_string_equal(bc->site.routine, routine);
     assert_false(bc->has_block);
+    {
+        poolsim_irql_event ev; /* both carry the thread's IRQL history, when it has one (semantics.md) */
+        assert_true(bc->irql_history_count > 0 || poolsim_thread_history(&ev, 1) == 0);
+    }
 }
 
 static void test_badinput_irql_levels_out_of_range(void **state)

@@ -578,6 +578,32 @@ static void test_locks_fast_mutex(void **state)
     KeLowerIrql(old);
 }
 
+/* More locks held at once than the thread names (32): the ones beyond are known by their lock words, and
+ * releasing them in order is legal, fast mutexes and spin locks alike; one not held is still reported. */
+static void test_locks_many_held(void **state)
+{
+    static FAST_MUTEX m[41]; /* m[40] is never acquired */
+    static KSPIN_LOCK l[40];
+    KIRQL old[40];
+    (void)state;
+    for (int i = 0; i < 41; i++)
+        ExInitializeFastMutex(&m[i]);
+    expect_no_bugcheck(for (int i = 0; i < 40; i++) ExAcquireFastMutex(&m[i]));
+    assert_int_equal(locks_held(), 40);
+    expect_bugcheck_continue(0xC4, 0x1007, ExReleaseFastMutex(&m[40]));
+    expect_no_bugcheck(for (int i = 39; i >= 0; i--) ExReleaseFastMutex(&m[i]));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(locks_held(), 0);
+    for (int i = 0; i < 40; i++)
+        assert_null(m[i].Owner);
+    for (int i = 0; i < 40; i++)
+        KeInitializeSpinLock(&l[i]);
+    expect_no_bugcheck(for (int i = 0; i < 40; i++) KeAcquireSpinLock(&l[i], &old[i]);
+                       for (int i = 39; i >= 0; i--) KeReleaseSpinLock(&l[i], old[i]));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(locks_held(), 0);
+}
+
 /* ---- Critical regions ------------------------------------------------------------------------------- */
 
 static void test_locks_critical_region(void **state)
@@ -600,6 +626,18 @@ static void test_locks_critical_region(void **state)
     assert_params(DISPATCH_LEVEL, 0, 0);
     assert_int_equal(poolsim_thread_critical_regions(), 0);
     KeLowerIrql(old);
+    /* A thread that ends inside a critical region (at PASSIVE_LEVEL, holding nothing) has kernel APCs still
+     * disabled: 0x1 APC_INDEX_MISMATCH (0, 0, the combined APC disable count: -2 in 16 bits, 0), the check
+     * Windows makes when a thread returns to user mode. Left again, the thread is fine. */
+    KeEnterCriticalRegion();
+    KeEnterCriticalRegion();
+    assert_false(poolsim_thread_passive_no_locks());
+    expect_bugcheck_continue(0x01, 0, assert_false(poolsim_thread_check()));
+    assert_params(0, 0xFFFE, 0);
+    assert_true(last()->irql_history_count > 0);
+    KeLeaveCriticalRegion();
+    KeLeaveCriticalRegion();
+    expect_no_bugcheck(assert_true(poolsim_thread_check()));
 }
 
 /* ---- They really lock ------------------------------------------------------------------------------- */
@@ -713,6 +751,7 @@ int main(void)
         T(test_locks_queued),
         T(test_locks_queued_and_ordinary_mixed),
         T(test_locks_fast_mutex),
+        T(test_locks_many_held),
         T(test_locks_critical_region),
         T(test_locks_two_threads_hammer),
         T(test_locks_waiter_blocks),

@@ -927,12 +927,15 @@ POOLSIM_API size_t poolsim_thread_history(poolsim_irql_event *out, size_t max);
 /* KeEnterCriticalRegion calls of this thread not yet left. */
 POOLSIM_API uint32_t poolsim_thread_critical_regions(void);
 
-/* True when the calling thread is at PASSIVE_LEVEL and holds no spin lock
- * and no fast mutex: what every dispatch routine and every test must end
- * with. Otherwise raises a bug check and returns false: C4/0x40009 (a spin
- * lock is still held; the DDI SpinLock rule) or C4/0x40007 (a queued one)
- * in the verifier family, else 0x4A IRQL_GT_ZERO_AT_SYSTEM_SERVICE (0, IRQL,
- * 0, 0). The report shows the held locks and the history. IRQL: any. */
+/* True when the calling thread is at PASSIVE_LEVEL, holds no spin lock and
+ * no fast mutex, and is in no critical region: what every dispatch routine
+ * and every test must end with. Otherwise raises a bug check and returns
+ * false: C4/0x40009 (a spin lock is still held; the DDI SpinLock rule) or
+ * C4/0x40007 (a queued one) in the verifier family, else 0x4A
+ * IRQL_GT_ZERO_AT_SYSTEM_SERVICE (0, IRQL, 0, 0); at PASSIVE_LEVEL holding
+ * nothing but inside a critical region, 0x1 APC_INDEX_MISMATCH (0, 0, the
+ * combined APC disable count, 0). The report shows the held locks and the
+ * history. IRQL: any. */
 POOLSIM_API bool poolsim_thread_check(void);
 
 /* The same without reporting. */
