@@ -259,7 +259,7 @@ static const bc_row bc_rows[] = {
      {"subcode 0x1007: unacquired resource", "lock address", "reserved", "reserved"}},
     {0xC4,
      0x1009,
-     "a spin lock released through a routine that does not match its acquire",
+     "a lock released through a routine that does not match its acquire",
      {"subcode 0x1009: mismatched release routine", "lock address", "reserved", "reserved"}},
     {0xC4,
      0x20015,

@@ -68,6 +68,9 @@ static const char *const rt_names[POOLSIM_IRQL_RT_COUNT] = {
     [POOLSIM_IRQL_RT_THREAD_CHECK] = "poolsim_thread_check",
     [POOLSIM_IRQL_RT_TOUCH] = "poolsim_touch",
     [POOLSIM_IRQL_RT_ACCESS] = "memory access",
+    [POOLSIM_IRQL_RT_TRY_FAST_MUTEX] = "ExTryToAcquireFastMutex",
+    [POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE] = "ExAcquireFastMutexUnsafe",
+    [POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX_UNSAFE] = "ExReleaseFastMutexUnsafe",
 };
 PSIM_STATIC_ASSERT(PSIM_COUNTOF(rt_names) == POOLSIM_IRQL_RT_COUNT, rt_names_complete);
 
@@ -589,9 +592,13 @@ static SLOW void spin_release_slow(psim_thread *t, uintptr_t *lock, uint8_t new_
 
 /* ---- Fast mutexes -------------------------------------------------------------------- */
 
-uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, const char *file, int line)
+uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql_routine rt, const char *file,
+                                   int line)
 {
-    const poolsim_irql_routine rt = POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX;
+    if (rt != POOLSIM_IRQL_RT_TRY_FAST_MUTEX && rt != POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE)
+        rt = POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX;
+    const bool try_only = rt == POOLSIM_IRQL_RT_TRY_FAST_MUTEX,
+               unsafe = rt == POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE;
     psim_thread *t = poolsim__thread();
     if (!t)
         return poolsim__prim_irql_get();
@@ -609,7 +616,12 @@ uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, const char *
             report(rt, file, line, 0xC4, 0x33, cur, (uintptr_t)mutex, 0); /* §1.1 */
             reported = true;
         }
-        if (psim_ptr_load(owner) == me) {
+        if (try_only) {
+            /* No wait and no report when anyone has it, the caller included: FALSE. */
+            expected = NULL;
+            if (psim_ptr_load(owner) != NULL || !psim_ptr_cas(owner, &expected, me))
+                return POOLSIM_NOT_ACQUIRED;
+        } else if (psim_ptr_load(owner) == me) {
             /* A fast mutex is not recursive: the owner would wait forever. Driver Verifier's Deadlock
              * Detection reports a self-deadlock (C4/0x1000). Safe: no wait; the matching release only
              * undoes the nesting. */
@@ -620,28 +632,32 @@ uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, const char *
                 t->held[i].nest++;
             hist_put(t, POOLSIM_IRQL_EV_ACQUIRE, cur, cur, rt, mutex, file, line);
             return POOLSIM_NOT_ACQUIRED;
-        }
-        for (unsigned spins = 0;; spins++) {
-            expected = NULL;
-            if (psim_ptr_load(owner) == NULL && psim_ptr_cas(owner, &expected, me))
-                break;
-            /* A fast mutex waiter sleeps in the kernel: yield often. */
-            if (spins % 8u == 7u)
-                poolsim__prim_yield();
-            else
-                psim_cpu_pause();
+        } else {
+            for (unsigned spins = 0;; spins++) {
+                expected = NULL;
+                if (psim_ptr_load(owner) == NULL && psim_ptr_cas(owner, &expected, me))
+                    break;
+                /* A fast mutex waiter sleeps in the kernel: yield often. */
+                if (spins % 8u == 7u)
+                    poolsim__prim_yield();
+                else
+                    psim_cpu_pause();
+            }
         }
     }
-    unsigned to = cur > IRQL_APC ? cur : IRQL_APC;
+    unsigned to = cur > IRQL_APC || unsafe ? cur : IRQL_APC; /* the unsafe acquire does not raise */
     held_push(t, mutex, PSIM_LK_MUTEX, rt, cur, file, line);
     hist_put(t, POOLSIM_IRQL_EV_ACQUIRE, cur, to, rt, mutex, file, line);
     irql_move(t, cur, to);
     return (uint8_t)cur;
 }
 
-void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, const char *file, int line)
+void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, poolsim_irql_routine rt,
+                                const char *file, int line)
 {
-    const poolsim_irql_routine rt = POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX;
+    if (rt != POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX_UNSAFE)
+        rt = POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX;
+    const bool unsafe = rt == POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX_UNSAFE;
     psim_thread *t = poolsim__thread();
     if (!t)
         return;
@@ -652,7 +668,8 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
     unsigned cur = t->h.irql;
     int i = held_find(t, mutex);
     psim_held *h = i >= 0 && t->held[i].kind == PSIM_LK_MUTEX ? &t->held[i] : NULL;
-    if (PSIM_LIKELY(h && !h->nest && cur == IRQL_APC)) {
+    if (PSIM_LIKELY(h && !h->nest && cur == IRQL_APC && !unsafe &&
+                    h->routine != POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE)) {
         psim_ptr_release(owner, NULL);
         held_drop(t, i);
         hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql <= cur ? old_irql : cur, rt, mutex, file, line);
@@ -660,17 +677,21 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
         return;
     }
     bool reported = false;
-    if (cur != IRQL_APC) {
+    if (unsafe ? cur > IRQL_APC : cur != IRQL_APC) {
         /* §1.1: P3 is the thread's APC-disable count: poolsim counts critical regions. */
         report(rt, file, line, 0xC4, 0x34, cur, t->critical, (uintptr_t)mutex);
         reported = true;
     }
+    /* The IRQL the release goes back to: the acquire's, unless the acquire did not raise (the unsafe pair).
+     */
+    bool raised = h ? h->routine != POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE : !unsafe;
+    unsigned to = raised && old_irql <= cur ? old_irql : cur;
     if (!h && t->nlocks > t->nheld && psim_ptr_load(owner) == (void *)((uintptr_t)t | LW_HELD)) {
         /* Beyond held[] (more than PSIM_HELD_MAX locks held): the owner word says it is this thread's. */
-        hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql <= cur ? old_irql : cur, rt, mutex, file, line);
+        hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, to, rt, mutex, file, line);
         psim_ptr_release(owner, NULL);
         held_drop(t, -1);
-        irql_restore(t, old_irql);
+        irql_restore(t, to);
         return;
     }
     if (!h) {
@@ -693,10 +714,16 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
         h->nest--;
         return;
     }
-    hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, old_irql <= cur ? old_irql : cur, rt, mutex, file, line);
+    if (!reported && raised == unsafe) {
+        /* ExAcquireFastMutex released by ExReleaseFastMutexUnsafe, or the reverse (the WDK pairs them):
+         * C4/0x1009, "released by an API mismatched for this lock", as for spin locks. Safe: released, and
+         * the IRQL goes back as the acquire needs. */
+        report(rt, file, line, 0xC4, 0x1009, (uintptr_t)mutex, 0, 0);
+    }
+    hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, to, rt, mutex, file, line);
     psim_ptr_release(owner, NULL);
     held_drop(t, i);
-    irql_restore(t, old_irql);
+    irql_restore(t, to);
 }
 
 /* ---- Critical regions ------------------------------------------------------------------ */

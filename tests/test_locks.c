@@ -578,6 +578,91 @@ static void test_locks_fast_mutex(void **state)
     KeLowerIrql(old);
 }
 
+/* ExTryToAcquireFastMutex takes a free mutex as ExAcquireFastMutex does (APC_LEVEL) and returns FALSE at
+ * once, with no report, when any thread has it, the caller too. The unsafe pair takes and gives back the
+ * mutex without moving the IRQL (for a caller at APC_LEVEL or in a critical region); mixing the pairs is
+ * C4/0x1009 (mutex, 0, 0), as for spin locks, and the IRQL goes back as the acquire needs. Above APC_LEVEL
+ * each is C4/0x33 (acquire) or 0x34 (release), like the plain routines. */
+static void test_locks_fast_mutex_try_and_unsafe(void **state)
+{
+    FAST_MUTEX m;
+    KIRQL old;
+    thread th;
+    mutex_ctx c;
+    BOOLEAN got;
+    (void)state;
+    ExInitializeFastMutex(&m);
+    expect_no_bugcheck(got = ExTryToAcquireFastMutex(&m));
+    assert_true(got);
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    assert_int_equal(m.OldIrql, PASSIVE_LEVEL);
+    expect_no_bugcheck(got = ExTryToAcquireFastMutex(&m)); /* the caller's own: FALSE, no self-deadlock */
+    assert_false(got);
+    assert_int_equal(locks_held(), 1);
+    expect_no_bugcheck(ExReleaseFastMutex(&m));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    c.m = &m;
+    c.step = 0;
+    thread_start(&th, mutex_holder, &c);
+    while (load_int(&c.step) != 1)
+        sleep_ms(1);
+    expect_no_bugcheck(got = ExTryToAcquireFastMutex(&m)); /* another thread's: FALSE, no wait */
+    assert_false(got);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_int_equal(locks_held(), 0);
+    store_int(&c.step, 2);
+    thread_join(&th);
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck(0xC4, 0x33, (void)ExTryToAcquireFastMutex(&m));
+    assert_params(DISPATCH_LEVEL, (uintptr_t)&m, 0);
+    assert_string_equal(last()->site.routine, "ExTryToAcquireFastMutex");
+    KeLowerIrql(old);
+    assert_null(m.Owner);
+
+    /* The unsafe pair: in a critical region at PASSIVE_LEVEL, and at APC_LEVEL; the IRQL does not move. */
+    KeEnterCriticalRegion();
+    expect_no_bugcheck(ExAcquireFastMutexUnsafe(&m));
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    assert_non_null(m.Owner);
+    assert_int_equal(locks_held(), 1);
+    expect_no_bugcheck(ExReleaseFastMutexUnsafe(&m));
+    assert_null(m.Owner);
+    KeLeaveCriticalRegion();
+    KeRaiseIrql(APC_LEVEL, &old);
+    expect_no_bugcheck(ExAcquireFastMutexUnsafe(&m); ExReleaseFastMutexUnsafe(&m));
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    KeLowerIrql(old);
+    /* Mixed pairs. */
+    ExAcquireFastMutex(&m);
+    expect_bugcheck_continue(0xC4, 0x1009, ExReleaseFastMutexUnsafe(&m));
+    assert_params((uintptr_t)&m, 0, 0);
+    assert_string_equal(last()->site.routine, "ExReleaseFastMutexUnsafe");
+    assert_null(m.Owner);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL); /* the acquire's raise undone */
+    KeRaiseIrql(APC_LEVEL, &old);
+    ExAcquireFastMutexUnsafe(&m);
+    expect_bugcheck_continue(0xC4, 0x1009, ExReleaseFastMutex(&m));
+    assert_null(m.Owner);
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL); /* the unsafe acquire raised nothing */
+    KeLowerIrql(old);
+    /* Above APC_LEVEL. */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
+    expect_bugcheck_continue(0xC4, 0x33, ExAcquireFastMutexUnsafe(&m));
+    assert_string_equal(last()->site.routine, "ExAcquireFastMutexUnsafe");
+    expect_bugcheck_continue(0xC4, 0x34, ExReleaseFastMutexUnsafe(&m));
+    assert_params(DISPATCH_LEVEL, 0, (uintptr_t)&m);
+    assert_null(m.Owner);
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    KeLowerIrql(old);
+    /* The real-named functions do the same. */
+    expect_no_bugcheck(got = (ExTryToAcquireFastMutex)(&m); (ExReleaseFastMutex)(&m));
+    assert_true(got);
+    KeEnterCriticalRegion();
+    expect_no_bugcheck((ExAcquireFastMutexUnsafe)(&m); (ExReleaseFastMutexUnsafe)(&m));
+    KeLeaveCriticalRegion();
+    assert_int_equal(locks_held(), 0);
+}
+
 /* More locks held at once than the thread names (32): the ones beyond are known by their lock words, and
  * releasing them in order is legal, fast mutexes and spin locks alike; one not held is still reported. */
 static void test_locks_many_held(void **state)
@@ -752,6 +837,7 @@ int main(void)
         T(test_locks_queued_and_ordinary_mixed),
         T(test_locks_fast_mutex),
         T(test_locks_many_held),
+        T(test_locks_fast_mutex_try_and_unsafe),
         T(test_locks_critical_region),
         T(test_locks_two_threads_hammer),
         T(test_locks_waiter_blocks),

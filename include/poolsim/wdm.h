@@ -395,6 +395,14 @@ POOLSIM_API VOID NTAPI ExInitializeFastMutex(PFAST_MUTEX FastMutex);
 POOLSIM_API VOID NTAPI ExAcquireFastMutex(PFAST_MUTEX FastMutex);
 /* Gives the mutex back and restores the IRQL of the acquire. IRQL: APC_LEVEL. */
 POOLSIM_API VOID NTAPI ExReleaseFastMutex(PFAST_MUTEX FastMutex);
+/* ExAcquireFastMutex without the wait: FALSE at once when any thread (the caller too) has the mutex.
+ * IRQL <= APC_LEVEL. */
+POOLSIM_API BOOLEAN NTAPI ExTryToAcquireFastMutex(PFAST_MUTEX FastMutex);
+/* Takes the mutex, waiting, without raising the IRQL: for a caller at APC_LEVEL or inside a critical region.
+ * Released by ExReleaseFastMutexUnsafe. IRQL <= APC_LEVEL. */
+POOLSIM_API VOID NTAPI ExAcquireFastMutexUnsafe(PFAST_MUTEX FastMutex);
+/* Gives back a mutex taken by ExAcquireFastMutexUnsafe; the IRQL stays. IRQL <= APC_LEVEL. */
+POOLSIM_API VOID NTAPI ExReleaseFastMutexUnsafe(PFAST_MUTEX FastMutex);
 /* Counts a critical region (normal kernel APCs off). IRQL <= APC_LEVEL. */
 POOLSIM_API VOID NTAPI KeEnterCriticalRegion(VOID);
 /* Leaves one. IRQL <= APC_LEVEL. */
@@ -408,6 +416,9 @@ POOLSIM_API VOID poolsim_wdm_queued_release(PKLOCK_QUEUE_HANDLE LockHandle, BOOL
                                             int Line);
 POOLSIM_API VOID poolsim_wdm_fast_mutex_acquire(PFAST_MUTEX FastMutex, const char *File, int Line);
 POOLSIM_API VOID poolsim_wdm_fast_mutex_release(PFAST_MUTEX FastMutex, const char *File, int Line);
+POOLSIM_API BOOLEAN poolsim_wdm_fast_mutex_try(PFAST_MUTEX FastMutex, const char *File, int Line);
+POOLSIM_API VOID poolsim_wdm_fast_mutex_unsafe(PFAST_MUTEX FastMutex, BOOLEAN Release, const char *File,
+                                               int Line);
 
 #ifndef POOLSIM_NO_SITE_MACROS
 /* Raise and lower are inline where they can be (poolsim.h, poolsim__irql_raise_inline). */
@@ -438,6 +449,11 @@ POOLSIM_API VOID poolsim_wdm_fast_mutex_release(PFAST_MUTEX FastMutex, const cha
     poolsim_wdm_queued_release((LockHandle), TRUE, __FILE__, __LINE__)
 #define ExAcquireFastMutex(FastMutex) poolsim_wdm_fast_mutex_acquire((FastMutex), __FILE__, __LINE__)
 #define ExReleaseFastMutex(FastMutex) poolsim_wdm_fast_mutex_release((FastMutex), __FILE__, __LINE__)
+#define ExTryToAcquireFastMutex(FastMutex) poolsim_wdm_fast_mutex_try((FastMutex), __FILE__, __LINE__)
+#define ExAcquireFastMutexUnsafe(FastMutex)                                                                  \
+    poolsim_wdm_fast_mutex_unsafe((FastMutex), FALSE, __FILE__, __LINE__)
+#define ExReleaseFastMutexUnsafe(FastMutex)                                                                  \
+    poolsim_wdm_fast_mutex_unsafe((FastMutex), TRUE, __FILE__, __LINE__)
 #define KeEnterCriticalRegion() poolsim_critical_region(true, __FILE__, __LINE__)
 #define KeLeaveCriticalRegion() poolsim_critical_region(false, __FILE__, __LINE__)
 #endif /* POOLSIM_NO_SITE_MACROS */

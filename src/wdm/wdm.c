@@ -634,27 +634,66 @@ VOID NTAPI(ExInitializeFastMutex)(PFAST_MUTEX FastMutex)
     FastMutex->Count = 1; /* FM_LOCK_BIT: free */
 }
 
-VOID poolsim_wdm_fast_mutex_acquire(PFAST_MUTEX FastMutex, const char *File, int Line)
+/* ExAcquireFastMutex, or ExTryToAcquireFastMutex (try): TRUE when the caller took it. */
+static BOOLEAN fast_mutex_acquire(PFAST_MUTEX FastMutex, poolsim_irql_routine Routine, const char *File,
+                                  int Line)
 {
-    KIRQL old = poolsim_fast_mutex_acquire(FastMutex, FastMutex ? &FastMutex->Owner : NULL, File, Line);
+    KIRQL old =
+        poolsim_fast_mutex_acquire(FastMutex, FastMutex ? &FastMutex->Owner : NULL, Routine, File, Line);
     /* Written by the owner only, after the acquire, as the kernel does. A reported recursive acquire returns
      * POOLSIM_NOT_ACQUIRED: the outer acquire's IRQL stays. */
-    if (old != POOLSIM_NOT_ACQUIRED)
-        FastMutex->OldIrql = old;
+    if (old == POOLSIM_NOT_ACQUIRED)
+        return FALSE;
+    FastMutex->OldIrql = old;
+    return TRUE;
+}
+
+VOID poolsim_wdm_fast_mutex_acquire(PFAST_MUTEX FastMutex, const char *File, int Line)
+{
+    (void)fast_mutex_acquire(FastMutex, POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX, File, Line);
+}
+
+BOOLEAN poolsim_wdm_fast_mutex_try(PFAST_MUTEX FastMutex, const char *File, int Line)
+{
+    return fast_mutex_acquire(FastMutex, POOLSIM_IRQL_RT_TRY_FAST_MUTEX, File, Line);
 }
 
 VOID poolsim_wdm_fast_mutex_release(PFAST_MUTEX FastMutex, const char *File, int Line)
 {
-    if (!FastMutex) {
-        poolsim_fast_mutex_release(NULL, NULL, 0, File, Line);
-        return;
-    }
-    poolsim_fast_mutex_release(FastMutex, &FastMutex->Owner, (uint8_t)FastMutex->OldIrql, File, Line);
+    poolsim_fast_mutex_release(FastMutex, FastMutex ? &FastMutex->Owner : NULL,
+                               FastMutex ? (uint8_t)FastMutex->OldIrql : 0,
+                               POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX, File, Line);
 }
 
 VOID NTAPI(ExAcquireFastMutex)(PFAST_MUTEX FastMutex) { poolsim_wdm_fast_mutex_acquire(FastMutex, NULL, 0); }
 
 VOID NTAPI(ExReleaseFastMutex)(PFAST_MUTEX FastMutex) { poolsim_wdm_fast_mutex_release(FastMutex, NULL, 0); }
+
+BOOLEAN NTAPI(ExTryToAcquireFastMutex)(PFAST_MUTEX FastMutex)
+{
+    return poolsim_wdm_fast_mutex_try(FastMutex, NULL, 0);
+}
+
+VOID poolsim_wdm_fast_mutex_unsafe(PFAST_MUTEX FastMutex, BOOLEAN Release, const char *File, int Line)
+{
+    void **owner = FastMutex ? &FastMutex->Owner : NULL;
+    if (Release) /* the IRQL stays: no OldIrql is read or written */
+        poolsim_fast_mutex_release(FastMutex, owner, 0, POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX_UNSAFE, File,
+                                   Line);
+    else
+        (void)poolsim_fast_mutex_acquire(FastMutex, owner, POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE, File,
+                                         Line);
+}
+
+VOID NTAPI(ExAcquireFastMutexUnsafe)(PFAST_MUTEX FastMutex)
+{
+    poolsim_wdm_fast_mutex_unsafe(FastMutex, FALSE, NULL, 0);
+}
+
+VOID NTAPI(ExReleaseFastMutexUnsafe)(PFAST_MUTEX FastMutex)
+{
+    poolsim_wdm_fast_mutex_unsafe(FastMutex, TRUE, NULL, 0);
+}
 
 VOID NTAPI(KeEnterCriticalRegion)(VOID) { poolsim_critical_region(true, NULL, 0); }
 
