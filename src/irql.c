@@ -303,6 +303,28 @@ static inline void held_drop(psim_thread *t, int i)
     t->nheld--;
 }
 
+/* wdm.c: an in-stack queued handle used out of turn (§4.3: a handle's acquire and release alternate). `lock`
+ * is the lock the handle names; `acquire` says the handle is being acquired into while it still holds lock
+ * (which this thread holds queued), else it is being released while it holds nothing (released already, or a
+ * handle of an earlier acquire). Reports C4/0x40007 (rule, lock, 0) and returns true; false when the use is
+ * legal (an acquire into a handle whose lock the thread no longer holds queued). The release is a lock
+ * released while not held: retail 0x10 SPIN_LOCK_NOT_OWNED (lock, 0, 0, 0), as for a spin lock. */
+SLOW bool poolsim__queued_handle_misused(const void *lock, bool acquire, poolsim_irql_routine rt,
+                                         const char *file, int line)
+{
+    psim_thread *t = poolsim__thread();
+    if (acquire) {
+        int i = t ? held_find(t, lock) : -1;
+        if (i < 0 || t->held[i].kind != PSIM_LK_QUEUED)
+            return false;
+    }
+    if (!acquire && retail())
+        report(rt, file, line, 0x10, (uintptr_t)lock, 0, 0, 0);
+    else
+        report(rt, file, line, 0xC4, 0x40007, (uintptr_t)rule_queued_release, (uintptr_t)lock, 0);
+    return true;
+}
+
 /* ---- Spin locks (§4.3) --------------------------------------------------------- */
 
 /* What each spin-lock routine is, in one load. */

@@ -68,6 +68,11 @@ void poolsim__irql_annotate(poolsim_bugcheck *bc);
  * for the routines that are not the core's (the initialisers, the handles). */
 void poolsim__irql_null(const char *routine, unsigned irql, const char *file, int line);
 
+/* irql.c, for wdm.c: an in-stack queued handle acquired into while it still holds a lock (acquire), or
+ * released while it holds none: reported (C4/0x40007) and true, or false when the acquire is legal. */
+bool poolsim__queued_handle_misused(const void *lock, bool acquire, poolsim_irql_routine rt, const char *file,
+                                    int line);
+
 /* forceirql.c: the thread t has crossed to >= DISPATCH_LEVEL (up) or back
  * below it (down). */
 void poolsim__fi_up(psim_thread *t);

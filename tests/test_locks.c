@@ -406,7 +406,7 @@ static void test_locks_queued(void **state)
     KeInitializeSpinLock(&lock);
     KeInitializeSpinLock(&lock2);
     expect_no_bugcheck(KeAcquireInStackQueuedSpinLock(&lock, &h));
-    assert_ptr_equal(h.LockQueue.Lock, &lock);
+    assert_ptr_equal(h.LockQueue.Lock, (uintptr_t)&lock | 2); /* LOCK_QUEUE_OWNER while it holds the lock */
     assert_int_equal(h.OldIrql, PASSIVE_LEVEL);
     assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
     expect_no_bugcheck(KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock2, &h2));
@@ -415,6 +415,7 @@ static void test_locks_queued(void **state)
     assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
     assert_int_equal(locks_held(), 0);
     assert_int_equal(lock, 2); /* free; last used queued */
+    assert_ptr_equal(h.LockQueue.Lock, &lock); /* the owner bit cleared */
     /* AtDpcLevel below DISPATCH_LEVEL: C4/0x40. */
     expect_bugcheck(0xC4, 0x40, KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock, &h));
     assert_params(PASSIVE_LEVEL, (uintptr_t)&lock, 0);
@@ -437,6 +438,33 @@ static void test_locks_queued(void **state)
     expect_no_bugcheck(KeReleaseInStackQueuedSpinLockFromDpcLevel(&h2); KeReleaseInStackQueuedSpinLockFromDpcLevel(&h));
     assert_int_equal(locks_held(), 0);
     KeLowerIrql(old);
+    /* A handle of an earlier acquire, released again while another handle holds the lock: its OldIrql is not
+     * this hold's (the kernel would wait on a queue entry no longer in the queue). QueuedSpinLockRelease; the
+     * lock and the IRQL stay, and the right handle releases it. */
+    KeRaiseIrql(APC_LEVEL, &old);
+    KeAcquireInStackQueuedSpinLock(&lock, &h);
+    expect_bugcheck_continue(0xC4, 0x40007, KeReleaseInStackQueuedSpinLock(&h2));
+    assert_rule("QueuedSpinLockRelease", &lock);
+    assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    assert_int_equal(locks_held(), 1);
+    expect_no_bugcheck(KeReleaseInStackQueuedSpinLock(&h));
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
+    KeLowerIrql(old);
+    /* A handle acquired into while it still holds its lock: that lock could never be released through it.
+     * QueuedSpinLockRelease naming the lock it held; the new acquire goes on. */
+    KeAcquireInStackQueuedSpinLock(&lock, &h);
+    expect_bugcheck_continue(0xC4, 0x40007, KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock2, &h));
+    assert_rule("QueuedSpinLockRelease", &lock);
+    assert_int_equal(locks_held(), 2);
+    expect_no_bugcheck(KeReleaseInStackQueuedSpinLockFromDpcLevel(&h)); /* lock2 */
+    h.LockQueue.Lock = (PKSPIN_LOCK)((uintptr_t)&lock | 2);             /* mend the handle to release lock */
+    h.OldIrql = PASSIVE_LEVEL;
+    expect_no_bugcheck(KeReleaseInStackQueuedSpinLock(&h));
+    assert_int_equal(locks_held(), 0);
+    assert_int_equal(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    /* The legal neighbour: one handle used again once released. */
+    expect_no_bugcheck(KeAcquireInStackQueuedSpinLock(&lock, &h); KeReleaseInStackQueuedSpinLock(&h);
+                       KeAcquireInStackQueuedSpinLock(&lock2, &h); KeReleaseInStackQueuedSpinLock(&h));
     /* Retail: 0xF and 0x10. */
     use_family(POOLSIM_FAMILY_RETAIL);
     KeAcquireInStackQueuedSpinLock(&lock, &h);
@@ -468,7 +496,8 @@ static void test_locks_queued_and_ordinary_mixed(void **state)
     expect_bugcheck(0xC4, 0x40006, KeAcquireInStackQueuedSpinLock(&lock, &h));
     KeAcquireSpinLock(&plain, &old);
     h.LockQueue.Next = NULL;
-    h.LockQueue.Lock = &plain;
+    h.LockQueue.Lock =
+        (PKSPIN_LOCK)((uintptr_t)&plain | 2); /* a handle holding it, as an acquire leaves one */
     h.OldIrql = old;
     expect_bugcheck_continue(0xC4, 0x40006, KeReleaseInStackQueuedSpinLock(&h));
     assert_int_equal(locks_held(), 0);

@@ -335,8 +335,9 @@ typedef ULONG_PTR KSPIN_LOCK;
 typedef KSPIN_LOCK *PKSPIN_LOCK;
 
 /* An in-stack queued spin lock's handle; the caller keeps it on its stack
- * between acquire and release. Lock is the spin lock, OldIrql the IRQL the
- * acquire found. */
+ * between acquire and release. Lock is the spin lock, with bit 1 (the
+ * kernel's LOCK_QUEUE_OWNER) set while the handle holds it; OldIrql is the
+ * IRQL the acquire found. */
 typedef struct _KSPIN_LOCK_QUEUE {
     struct _KSPIN_LOCK_QUEUE *volatile Next;
     PKSPIN_LOCK volatile Lock;

@@ -27,6 +27,8 @@
 /* src/irql.h: the bug check for a NULL lock, fast mutex or lock handle (the core's private headers are not
  * included here: they do not mix with <poolsim/wdm.h>). */
 void poolsim__irql_null(const char *routine, unsigned irql, const char *file, int line);
+bool poolsim__queued_handle_misused(const void *lock, bool acquire, poolsim_irql_routine rt, const char *file,
+                                    int line);
 
 /* ---- Compiler glue ------------------------------------------------------- */
 
@@ -576,6 +578,11 @@ VOID NTAPI(KeReleaseSpinLockFromDpcLevel)(PKSPIN_LOCK SpinLock)
     poolsim_spin_release(SpinLock, 0, POOLSIM_IRQL_RT_RELEASE_SPIN_LOCK_FROM_DPC, NULL, 0);
 }
 
+/* The kernel's LOCK_QUEUE_OWNER bit of a handle's LockQueue.Lock: set while the handle holds its lock, clear
+ * once it is released. (Bit 0, LOCK_QUEUE_WAIT, is never set: a waiter spins on the lock word.) */
+#define LQ_OWNER ((uintptr_t)2)
+#define LQ_BITS ((uintptr_t)3)
+
 VOID poolsim_wdm_queued_acquire(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN AtDpcLevel,
                                 const char *File, int Line)
 {
@@ -585,11 +592,17 @@ VOID poolsim_wdm_queued_acquire(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHa
         poolsim__irql_null(poolsim_irql_routine_name(rt), poolsim_irql(), File, Line);
         return;
     }
+    poolsim_irql_routine rt =
+        AtDpcLevel ? POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC : POOLSIM_IRQL_RT_ACQUIRE_QUEUED;
+    uintptr_t held = (uintptr_t)LockHandle->LockQueue.Lock;
+    /* A handle still holding its lock, acquired into: that lock could never be released. Reported; the
+     * acquire goes on (the old lock stays held, and the end of the test names it). */
+    if (held & LQ_OWNER)
+        (void)poolsim__queued_handle_misused((const void *)(held & ~LQ_BITS), true, rt, File, Line);
     LockHandle->LockQueue.Next = NULL;
     LockHandle->LockQueue.Lock = SpinLock;
-    LockHandle->OldIrql = poolsim_spin_acquire(
-        SpinLock, AtDpcLevel ? POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC : POOLSIM_IRQL_RT_ACQUIRE_QUEUED, File,
-        Line);
+    LockHandle->OldIrql = poolsim_spin_acquire(SpinLock, rt, File, Line);
+    LockHandle->LockQueue.Lock = (PKSPIN_LOCK)((uintptr_t)SpinLock | LQ_OWNER);
 }
 
 VOID poolsim_wdm_queued_release(PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN FromDpcLevel, const char *File,
@@ -601,7 +614,15 @@ VOID poolsim_wdm_queued_release(PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN FromDpcL
         poolsim__irql_null(poolsim_irql_routine_name(rt), poolsim_irql(), File, Line);
         return;
     }
-    poolsim_spin_release(LockHandle->LockQueue.Lock, LockHandle->OldIrql, rt, File, Line);
+    uintptr_t held = (uintptr_t)LockHandle->LockQueue.Lock;
+    if (!(held & LQ_OWNER) && (held & ~LQ_BITS)) { /* a zeroed handle's NULL lock: the core's NULL touch */
+        /* Released already, or a handle of an earlier acquire: its OldIrql is not this hold's. Reported; the
+         * lock and the IRQL stay as they are. */
+        (void)poolsim__queued_handle_misused((const void *)(held & ~LQ_BITS), false, rt, File, Line);
+        return;
+    }
+    LockHandle->LockQueue.Lock = (PKSPIN_LOCK)(held & ~LQ_BITS);
+    poolsim_spin_release((PKSPIN_LOCK)(held & ~LQ_BITS), LockHandle->OldIrql, rt, File, Line);
 }
 
 VOID NTAPI(KeAcquireInStackQueuedSpinLock)(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle)
