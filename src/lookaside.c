@@ -186,13 +186,18 @@ int32_t poolsim_lookaside_init(poolsim_lookaside *l, const poolsim_lookaside_par
     bool in_pool = poolsim_find_block(l, &holder) && holder.state == POOLSIM_BLOCK_LIVE;
 
     /* A live list at this address? Found by a search of the records, not by reading the handle: a list
-     * being initialised is usually uninitialised memory (a local), and only a record proves it was written.
-     */
+     * being initialised is usually uninitialised memory (a local), and only a record proves a list was made
+     * here and not deleted. Its handle may have been overwritten since (zeroed, as a new list's would be):
+     * the report puts it back, so the list keeps working as it was. */
     poolsim__prim_lock_acquire(&ps->lal_lock);
     bool again = false;
-    for (uint32_t i = 0; ps->lals && i < POOLSIM_LOOKASIDE_CAPACITY && !again; i++)
-        again =
-            ps->lals[i] && ps->lals[i]->handle == l && l->index == i && l->check == handle_check(ps, l, i);
+    for (uint32_t i = 0; ps->lals && i < POOLSIM_LOOKASIDE_CAPACITY && !again; i++) {
+        again = ps->lals[i] && ps->lals[i]->handle == l;
+        if (again) {
+            l->index = i;
+            l->check = handle_check(ps, l, i);
+        }
+    }
     uint32_t slot = POOLSIM_LOOKASIDE_CAPACITY;
     struct psim_lal *e = NULL;
     if (!again) {

@@ -195,6 +195,20 @@ static void test_lookaside_reinit_and_uninitialised(void **state)
     ExDeleteNPagedLookasideList(&l);
     expect_bugcheck(0xC4, 0xCB, ExDeleteNPagedLookasideList(&l)); /* deleted twice */
     assert_string_equal(poolsim_cmocka_last()->site.routine, "ExDeleteNPagedLookasideList");
+    /* A live list whose struct was zeroed, then initialised again: still C4/0xCA (the list was made there
+     * and never deleted), and the list keeps working as it was, its cached entry included. Once deleted, the
+     * address takes a new list. */
+    ExInitializeNPagedLookasideList(&l, NULL, NULL, 0, 32, LTAG, 0);
+    PVOID e = ExAllocateFromNPagedLookasideList(&l), f;
+    ExFreeToNPagedLookasideList(&l, e);
+    memset(&l, 0, sizeof l);
+    expect_bugcheck_continue(0xC4, 0xCA, ExInitializeNPagedLookasideList(&l, NULL, NULL, 0, 64, LTAG, 0));
+    expect_no_bugcheck(f = ExAllocateFromNPagedLookasideList(&l));
+    assert_ptr_equal(f, e);
+    ExFreeToNPagedLookasideList(&l, f);
+    expect_no_bugcheck(ExDeleteNPagedLookasideList(&l);
+                       ExInitializeNPagedLookasideList(&l, NULL, NULL, 0, 64, LTAG, 0);
+                       ExDeleteNPagedLookasideList(&l));
 }
 
 static void test_lookaside_free_pool_holding_a_list(void **state)
