@@ -1927,8 +1927,7 @@ static void op_mutex(void)
             M.hist++;
             M.irql = cur > APC ? cur : APC;
         }
-        uint8_t got = poolsim_fast_mutex_acquire(mutex, &g_mutex[mi].owner,
-                                                 POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX, g_file, 520);
+        uint8_t got = poolsim_fast_mutex_acquire(mutex, &g_mutex[mi].owner, g_file, 520);
         CHECK(got == want, "ExAcquireFastMutex returned %u; the model says %u", got, want);
         if (got != POOLSIM_NOT_ACQUIRED)
             M.mutex_old[mi] = got; /* the FAST_MUTEX's OldIrql, as wdm.h keeps it */
@@ -1963,8 +1962,7 @@ static void op_mutex(void)
             lower_to(old);
         }
     }
-    poolsim_fast_mutex_release(mutex, &g_mutex[mi].owner, old, POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX, g_file,
-                               521);
+    poolsim_fast_mutex_release(mutex, &g_mutex[mi].owner, old, g_file, 521);
 }
 
 static void op_critical(void)

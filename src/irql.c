@@ -303,26 +303,25 @@ static inline void held_drop(psim_thread *t, int i)
     t->nheld--;
 }
 
-/* wdm.c: an in-stack queued handle used out of turn (§4.3: a handle's acquire and release alternate). `lock`
- * is the lock the handle names; `acquire` says the handle is being acquired into while it still holds lock
- * (which this thread holds queued), else it is being released while it holds nothing (released already, or a
- * handle of an earlier acquire). Reports C4/0x40007 (rule, lock, 0) and returns true; false when the use is
- * legal (an acquire into a handle whose lock the thread no longer holds queued). The release is a lock
- * released while not held: retail 0x10 SPIN_LOCK_NOT_OWNED (lock, 0, 0, 0), as for a spin lock. */
-SLOW bool poolsim__queued_handle_misused(const void *lock, bool acquire, poolsim_irql_routine rt,
-                                         const char *file, int line)
+/* wdm.c: an in-stack queued handle released while it holds nothing (released already, or the handle of an
+ * earlier acquire while another handle holds the lock): §4.3, a handle's acquire and release alternate.
+ * C4/0x40007 QueuedSpinLockRelease (rule, lock, 0); retail 0x10 SPIN_LOCK_NOT_OWNED (lock, 0, 0, 0), as for a
+ * lock released while not held. */
+SLOW void poolsim__queued_stale_release(const void *lock, poolsim_irql_routine rt, const char *file, int line)
 {
-    psim_thread *t = poolsim__thread();
-    if (acquire) {
-        int i = t ? held_find(t, lock) : -1;
-        if (i < 0 || t->held[i].kind != PSIM_LK_QUEUED)
-            return false;
-    }
-    if (!acquire && retail())
+    if (retail())
         report(rt, file, line, 0x10, (uintptr_t)lock, 0, 0, 0);
     else
         report(rt, file, line, 0xC4, 0x40007, (uintptr_t)rule_queued_release, (uintptr_t)lock, 0);
-    return true;
+}
+
+/* wdm.c: -1 when the calling thread does not hold lock as an in-stack queued lock, else the reported
+ * recursive acquires of it not yet released. */
+int poolsim__queued_nest(const void *lock)
+{
+    psim_thread *t = poolsim__thread();
+    int i = t ? held_find(t, lock) : -1;
+    return i >= 0 && t->held[i].kind == PSIM_LK_QUEUED ? t->held[i].nest : -1;
 }
 
 /* ---- Spin locks (§4.3) --------------------------------------------------------- */
@@ -614,8 +613,8 @@ static SLOW void spin_release_slow(psim_thread *t, uintptr_t *lock, uint8_t new_
 
 /* ---- Fast mutexes -------------------------------------------------------------------- */
 
-uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql_routine rt, const char *file,
-                                   int line)
+uint8_t poolsim__fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql_routine rt,
+                                    const char *file, int line)
 {
     if (rt != POOLSIM_IRQL_RT_TRY_FAST_MUTEX && rt != POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE)
         rt = POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX;
@@ -674,8 +673,8 @@ uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql
     return (uint8_t)cur;
 }
 
-void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, poolsim_irql_routine rt,
-                                const char *file, int line)
+void poolsim__fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, poolsim_irql_routine rt,
+                                 const char *file, int line)
 {
     if (rt != POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX_UNSAFE)
         rt = POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX;
@@ -704,10 +703,11 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
         report(rt, file, line, 0xC4, 0x34, cur, t->critical, (uintptr_t)mutex);
         reported = true;
     }
-    /* The IRQL the release goes back to: the acquire's, unless the acquire did not raise (the unsafe pair).
-     */
+    /* The IRQL the release goes back to: the one the acquire found, unless the acquire did not raise (the
+     * unsafe pair). */
     bool raised = h ? h->routine != POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE : !unsafe;
-    unsigned to = raised && old_irql <= cur ? old_irql : cur;
+    unsigned back = h ? h->old_irql : old_irql;
+    unsigned to = raised && back <= cur ? back : cur;
     if (!h && t->nlocks > t->nheld && psim_ptr_load(owner) == (void *)((uintptr_t)t | LW_HELD)) {
         /* Beyond held[] (more than PSIM_HELD_MAX locks held): the owner word says it is this thread's. */
         hist_put(t, POOLSIM_IRQL_EV_RELEASE, cur, to, rt, mutex, file, line);
@@ -746,6 +746,16 @@ void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irq
     psim_ptr_release(owner, NULL);
     held_drop(t, i);
     irql_restore(t, to);
+}
+
+uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, const char *file, int line)
+{
+    return poolsim__fast_mutex_acquire(mutex, owner, POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX, file, line);
+}
+
+void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, const char *file, int line)
+{
+    poolsim__fast_mutex_release(mutex, owner, old_irql, POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX, file, line);
 }
 
 /* ---- Critical regions ------------------------------------------------------------------ */

@@ -68,10 +68,15 @@ void poolsim__irql_annotate(poolsim_bugcheck *bc);
  * for the routines that are not the core's (the initialisers, the handles). */
 void poolsim__irql_null(const char *routine, unsigned irql, const char *file, int line);
 
-/* irql.c, for wdm.c: an in-stack queued handle acquired into while it still holds a lock (acquire), or
- * released while it holds none: reported (C4/0x40007) and true, or false when the acquire is legal. */
-bool poolsim__queued_handle_misused(const void *lock, bool acquire, poolsim_irql_routine rt, const char *file,
-                                    int line);
+/* irql.c, for wdm.c: an in-stack queued handle released while it holds nothing (C4/0x40007, retail 0x10);
+ * whether the calling thread holds lock queued, and how often nested; the fast mutex routines with the
+ * routine named (the try and unsafe forms). */
+void poolsim__queued_stale_release(const void *lock, poolsim_irql_routine rt, const char *file, int line);
+int poolsim__queued_nest(const void *lock);
+uint8_t poolsim__fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql_routine rt,
+                                    const char *file, int line);
+void poolsim__fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, poolsim_irql_routine rt,
+                                 const char *file, int line);
 
 /* forceirql.c: the thread t has crossed to >= DISPATCH_LEVEL (up) or back
  * below it (down). */

@@ -2176,9 +2176,8 @@ static void test_badinput_fast_mutex_null(void **state)
     assert_null(last_bc()->site.file);
     KeLowerIrql(old);
     /* The engine's own entry points: a NULL owner word is the same. */
-    expect_bugcheck_continue(
-        0x1E, STATUS_ACCESS_VIOLATION_,
-        old = poolsim_fast_mutex_acquire(&m, NULL, POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX, NULL, 0));
+    expect_bugcheck_continue(0x1E, STATUS_ACCESS_VIOLATION_,
+                             old = poolsim_fast_mutex_acquire(&m, NULL, NULL, 0));
     assert_int_equal(old, POOLSIM_NOT_ACQUIRED);
     /* The legal neighbour. */
     expect_no_bugcheck(ExAcquireFastMutex(&m); ExReleaseFastMutex(&m));

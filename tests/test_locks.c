@@ -438,25 +438,32 @@ static void test_locks_queued(void **state)
     expect_no_bugcheck(KeReleaseInStackQueuedSpinLockFromDpcLevel(&h2); KeReleaseInStackQueuedSpinLockFromDpcLevel(&h));
     assert_int_equal(locks_held(), 0);
     KeLowerIrql(old);
-    /* A handle of an earlier acquire, released again while another handle holds the lock: its OldIrql is not
-     * this hold's (the kernel would wait on a queue entry no longer in the queue). QueuedSpinLockRelease; the
-     * lock and the IRQL stay, and the right handle releases it. */
+    /* A handle of an earlier acquire (here the nested one above, undone), released again while another handle
+     * holds the lock: its OldIrql is not this hold's (the kernel would wait on a queue entry no longer in the
+     * queue). QueuedSpinLockRelease; the lock and the IRQL stay, and the right handle releases it. A release
+     * whose report ends the call (longjmp) leaves the handle holding the lock: released again, it is. */
     KeRaiseIrql(APC_LEVEL, &old);
     KeAcquireInStackQueuedSpinLock(&lock, &h);
     expect_bugcheck_continue(0xC4, 0x40007, KeReleaseInStackQueuedSpinLock(&h2));
     assert_rule("QueuedSpinLockRelease", &lock);
     assert_int_equal(KeGetCurrentIrql(), DISPATCH_LEVEL);
     assert_int_equal(locks_held(), 1);
+    KeLowerIrql(PASSIVE_LEVEL);
+    expect_bugcheck(0xC4, 0x32, KeReleaseInStackQueuedSpinLock(&h)); /* not at DISPATCH_LEVEL */
+    KeRaiseIrql(DISPATCH_LEVEL, &old);
     expect_no_bugcheck(KeReleaseInStackQueuedSpinLock(&h));
     assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
-    KeLowerIrql(old);
-    /* A handle acquired into while it still holds its lock: that lock could never be released through it.
-     * QueuedSpinLockRelease naming the lock it held; the new acquire goes on. */
+    assert_int_equal(locks_held(), 0);
+    KeLowerIrql(PASSIVE_LEVEL);
+    /* A handle acquired into while it still holds its lock: that lock can no longer be released through it.
+     * The acquire cannot tell (a caller's handle is uninitialised memory before it, never read); the lock
+     * left held is named when the thread's work ends (QueuedSpinLockRelease, still held). */
     KeAcquireInStackQueuedSpinLock(&lock, &h);
-    expect_bugcheck_continue(0xC4, 0x40007, KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock2, &h));
-    assert_rule("QueuedSpinLockRelease", &lock);
+    expect_no_bugcheck(KeAcquireInStackQueuedSpinLockAtDpcLevel(&lock2, &h));
     assert_int_equal(locks_held(), 2);
     expect_no_bugcheck(KeReleaseInStackQueuedSpinLockFromDpcLevel(&h)); /* lock2 */
+    expect_bugcheck_continue(0xC4, 0x40007, assert_false(poolsim_thread_check()));
+    assert_rule("QueuedSpinLockRelease", &lock);
     h.LockQueue.Lock = (PKSPIN_LOCK)((uintptr_t)&lock | 2);             /* mend the handle to release lock */
     h.OldIrql = PASSIVE_LEVEL;
     expect_no_bugcheck(KeReleaseInStackQueuedSpinLock(&h));
@@ -673,6 +680,9 @@ static void test_locks_fast_mutex_try_and_unsafe(void **state)
     expect_bugcheck_continue(0xC4, 0x1009, ExReleaseFastMutex(&m));
     assert_null(m.Owner);
     assert_int_equal(KeGetCurrentIrql(), APC_LEVEL); /* the unsafe acquire raised nothing */
+    ExAcquireFastMutex(&m);                          /* at APC_LEVEL: the raise is none, and none is undone */
+    expect_bugcheck_continue(0xC4, 0x1009, ExReleaseFastMutexUnsafe(&m));
+    assert_int_equal(KeGetCurrentIrql(), APC_LEVEL);
     KeLowerIrql(old);
     /* Above APC_LEVEL. */
     KeRaiseIrql(DISPATCH_LEVEL, &old);

@@ -35,9 +35,9 @@
  * sets options for every following setup with poolsim_cmocka_set_options(&opts).
  * poolsim_cmocka_teardown() shuts the instance down and fails the test when a
  * bug check was raised outside expect_bugcheck(), when blocks leaked, or when
- * the test's thread ended above PASSIVE_LEVEL or holding a lock (it then
- * resets the thread's IRQL state); assert_passive_no_locks() checks the same
- * inside a test.
+ * the test's thread ended above PASSIVE_LEVEL, holding a lock or inside a
+ * critical region (it then resets the thread's IRQL state);
+ * assert_passive_no_locks() checks the same inside a test.
  *
  * expect_bugcheck(code, arg1, statement) runs statement and passes when the
  * bug check `code` with Arg1 == arg1 is raised during it. The handler
@@ -277,7 +277,7 @@ static inline int poolsim_cmocka_teardown(void **state)
     (void)state;
     if (!passive) {
         /* A test ends like a dispatch routine: at PASSIVE_LEVEL, holding no lock. */
-        print_error("poolsim: the test ended above PASSIVE_LEVEL or holding a lock:\n");
+        print_error("poolsim: the test ended above PASSIVE_LEVEL, holding a lock or in a critical region:\n");
         poolsim_report_thread();
     }
     poolsim_thread_reset(); /* the next test starts at PASSIVE_LEVEL whatever this one did */
@@ -300,8 +300,9 @@ static inline int poolsim_cmocka_teardown(void **state)
     return 0;
 }
 
-/* Fails the test unless the calling thread is at PASSIVE_LEVEL and holds no
- * spin lock and no fast mutex (poolsim_thread_passive_no_locks); the failure
+/* Fails the test unless the calling thread is at PASSIVE_LEVEL, holds no
+ * spin lock and no fast mutex and is in no critical region
+ * (poolsim_thread_passive_no_locks); the failure
  * prints the IRQL, the held locks with their acquire sites and the IRQL
  * history. Raises no bug check. */
 #define assert_passive_no_locks() poolsim_cmocka_assert_passive_(__FILE__, __LINE__)

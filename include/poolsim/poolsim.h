@@ -895,20 +895,17 @@ POOLSIM_API uint8_t poolsim_spin_acquire(uintptr_t *lock, poolsim_irql_routine r
 POOLSIM_API void poolsim_spin_release(uintptr_t *lock, uint8_t new_irql, poolsim_irql_routine rt,
                                       const char *file, int line);
 
-/* A fast mutex whose owner word is *owner (NULL when free). rt says which routine: ExAcquireFastMutex
- * (POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX) raises to APC_LEVEL, waiting while another thread has it, and returns
- * the IRQL before (the caller keeps it in the mutex), or POOLSIM_NOT_ACQUIRED after a reported recursive
- * acquire (the mutex was the caller's already: keep the saved IRQL); ExTryToAcquireFastMutex
- * (..._TRY_FAST_MUTEX) is the same but returns POOLSIM_NOT_ACQUIRED at once, with no report, when anyone
- * has it; ExAcquireFastMutexUnsafe (..._ACQUIRE_FAST_MUTEX_UNSAFE) waits but does not raise. Release
- * (..._RELEASE_FAST_MUTEX) restores old_irql; ExReleaseFastMutexUnsafe (..._RELEASE_FAST_MUTEX_UNSAFE)
- * leaves the IRQL. Waiting threads spin and yield. IRQL: acquire <= APC_LEVEL, release APC_LEVEL (the
- * unsafe pair: <= APC_LEVEL). mutex is the object reports name. */
+/* A fast mutex whose owner word is *owner (NULL when free). Acquire raises to
+ * APC_LEVEL and returns the IRQL before (the caller keeps it in the mutex),
+ * or POOLSIM_NOT_ACQUIRED after a reported recursive acquire (the mutex was
+ * the caller's already: keep the saved IRQL). Release restores old_irql.
+ * Waiting threads spin and yield. IRQL: acquire <= APC_LEVEL, release
+ * APC_LEVEL. mutex is the object reports name. (ExTryToAcquireFastMutex and
+ * the unsafe pair are <poolsim/wdm.h>'s.) */
 #define POOLSIM_NOT_ACQUIRED 0xFFu
-POOLSIM_API uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql_routine rt,
-                                               const char *file, int line);
+POOLSIM_API uint8_t poolsim_fast_mutex_acquire(const void *mutex, void **owner, const char *file, int line);
 POOLSIM_API void poolsim_fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql,
-                                            poolsim_irql_routine rt, const char *file, int line);
+                                            const char *file, int line);
 
 /* KeEnterCriticalRegion (enter true) and KeLeaveCriticalRegion: counts the
  * thread's critical regions. IRQL: <= APC_LEVEL (C4/0x11A, 0x11B above). */

@@ -27,8 +27,12 @@
 /* src/irql.h: the bug check for a NULL lock, fast mutex or lock handle (the core's private headers are not
  * included here: they do not mix with <poolsim/wdm.h>). */
 void poolsim__irql_null(const char *routine, unsigned irql, const char *file, int line);
-bool poolsim__queued_handle_misused(const void *lock, bool acquire, poolsim_irql_routine rt, const char *file,
-                                    int line);
+void poolsim__queued_stale_release(const void *lock, poolsim_irql_routine rt, const char *file, int line);
+int poolsim__queued_nest(const void *lock);
+uint8_t poolsim__fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql_routine rt,
+                                    const char *file, int line);
+void poolsim__fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, poolsim_irql_routine rt,
+                                 const char *file, int line);
 
 /* ---- Compiler glue ------------------------------------------------------- */
 
@@ -592,17 +596,14 @@ VOID poolsim_wdm_queued_acquire(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHa
         poolsim__irql_null(poolsim_irql_routine_name(rt), poolsim_irql(), File, Line);
         return;
     }
-    poolsim_irql_routine rt =
-        AtDpcLevel ? POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC : POOLSIM_IRQL_RT_ACQUIRE_QUEUED;
-    uintptr_t held = (uintptr_t)LockHandle->LockQueue.Lock;
-    /* A handle still holding its lock, acquired into: that lock could never be released. Reported; the
-     * acquire goes on (the old lock stays held, and the end of the test names it). */
-    if (held & LQ_OWNER)
-        (void)poolsim__queued_handle_misused((const void *)(held & ~LQ_BITS), true, rt, File, Line);
+    /* The handle is written, never read, before the acquire (a caller's handle is uninitialised then). Its
+     * lock carries the owner bit from before the acquire: if the acquire's report ends the call (a handler's
+     * longjmp) while the thread still holds the lock, the handle still releases it. */
     LockHandle->LockQueue.Next = NULL;
-    LockHandle->LockQueue.Lock = SpinLock;
-    LockHandle->OldIrql = poolsim_spin_acquire(SpinLock, rt, File, Line);
     LockHandle->LockQueue.Lock = (PKSPIN_LOCK)((uintptr_t)SpinLock | LQ_OWNER);
+    LockHandle->OldIrql = poolsim_spin_acquire(
+        SpinLock, AtDpcLevel ? POOLSIM_IRQL_RT_ACQUIRE_QUEUED_AT_DPC : POOLSIM_IRQL_RT_ACQUIRE_QUEUED, File,
+        Line);
 }
 
 VOID poolsim_wdm_queued_release(PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN FromDpcLevel, const char *File,
@@ -615,14 +616,20 @@ VOID poolsim_wdm_queued_release(PKLOCK_QUEUE_HANDLE LockHandle, BOOLEAN FromDpcL
         return;
     }
     uintptr_t held = (uintptr_t)LockHandle->LockQueue.Lock;
-    if (!(held & LQ_OWNER) && (held & ~LQ_BITS)) { /* a zeroed handle's NULL lock: the core's NULL touch */
+    PKSPIN_LOCK lock = (PKSPIN_LOCK)(held & ~LQ_BITS);
+    if (lock && !(held & LQ_OWNER)) { /* a zeroed handle's NULL lock goes on: the core's NULL touch */
         /* Released already, or a handle of an earlier acquire: its OldIrql is not this hold's. Reported; the
          * lock and the IRQL stay as they are. */
-        (void)poolsim__queued_handle_misused((const void *)(held & ~LQ_BITS), false, rt, File, Line);
+        poolsim__queued_stale_release(lock, rt, File, Line);
         return;
     }
-    LockHandle->LockQueue.Lock = (PKSPIN_LOCK)(held & ~LQ_BITS);
-    poolsim_spin_release((PKSPIN_LOCK)(held & ~LQ_BITS), LockHandle->OldIrql, rt, File, Line);
+    /* The handle lets go once its hold ends: the lock is released, or the reported nested acquire it made is
+     * undone. A reported release that changed nothing leaves it holding the lock. */
+    int nest = poolsim__queued_nest(lock);
+    poolsim_spin_release(lock, LockHandle->OldIrql, rt, File, Line);
+    int now = poolsim__queued_nest(lock);
+    if (now < 0 || now < nest)
+        LockHandle->LockQueue.Lock = lock;
 }
 
 VOID NTAPI(KeAcquireInStackQueuedSpinLock)(PKSPIN_LOCK SpinLock, PKLOCK_QUEUE_HANDLE LockHandle)
@@ -660,7 +667,7 @@ static BOOLEAN fast_mutex_acquire(PFAST_MUTEX FastMutex, poolsim_irql_routine Ro
                                   int Line)
 {
     KIRQL old =
-        poolsim_fast_mutex_acquire(FastMutex, FastMutex ? &FastMutex->Owner : NULL, Routine, File, Line);
+        poolsim__fast_mutex_acquire(FastMutex, FastMutex ? &FastMutex->Owner : NULL, Routine, File, Line);
     /* Written by the owner only, after the acquire, as the kernel does. A reported recursive acquire returns
      * POOLSIM_NOT_ACQUIRED: the outer acquire's IRQL stays. */
     if (old == POOLSIM_NOT_ACQUIRED)
@@ -681,9 +688,9 @@ BOOLEAN poolsim_wdm_fast_mutex_try(PFAST_MUTEX FastMutex, const char *File, int 
 
 VOID poolsim_wdm_fast_mutex_release(PFAST_MUTEX FastMutex, const char *File, int Line)
 {
-    poolsim_fast_mutex_release(FastMutex, FastMutex ? &FastMutex->Owner : NULL,
-                               FastMutex ? (uint8_t)FastMutex->OldIrql : 0,
-                               POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX, File, Line);
+    poolsim__fast_mutex_release(FastMutex, FastMutex ? &FastMutex->Owner : NULL,
+                                FastMutex ? (uint8_t)FastMutex->OldIrql : 0,
+                                POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX, File, Line);
 }
 
 VOID NTAPI(ExAcquireFastMutex)(PFAST_MUTEX FastMutex) { poolsim_wdm_fast_mutex_acquire(FastMutex, NULL, 0); }
@@ -699,11 +706,11 @@ VOID poolsim_wdm_fast_mutex_unsafe(PFAST_MUTEX FastMutex, BOOLEAN Release, const
 {
     void **owner = FastMutex ? &FastMutex->Owner : NULL;
     if (Release) /* the IRQL stays: no OldIrql is read or written */
-        poolsim_fast_mutex_release(FastMutex, owner, 0, POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX_UNSAFE, File,
-                                   Line);
+        poolsim__fast_mutex_release(FastMutex, owner, 0, POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX_UNSAFE, File,
+                                    Line);
     else
-        (void)poolsim_fast_mutex_acquire(FastMutex, owner, POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE, File,
-                                         Line);
+        (void)poolsim__fast_mutex_acquire(FastMutex, owner, POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE, File,
+                                          Line);
 }
 
 VOID NTAPI(ExAcquireFastMutexUnsafe)(PFAST_MUTEX FastMutex)
