@@ -8,6 +8,7 @@
 #define POOLSIM_IRQL_H
 
 #include "core.h"
+#include "wdm_entry.h"
 
 /* IRQL levels (wdk-semantics.md §4.1, x64). */
 #define PSIM_IRQL_PASSIVE 0u
@@ -62,21 +63,6 @@ static inline psim_thread *poolsim__thread(void) { return (psim_thread *)poolsim
 /* irql.c: attaches the raising thread's IRQL history to an IRQL or lock bug
  * check (poolsim__bc_deliver calls it for every bug check). */
 void poolsim__irql_annotate(poolsim_bugcheck *bc);
-
-/* irql.c: the bug check for a NULL lock, fast mutex or lock handle passed to
- * `routine`, which would touch it at `irql` (0xD1 or 0x1E). wdm.c calls it
- * for the routines that are not the core's (the initialisers, the handles). */
-void poolsim__irql_null(const char *routine, unsigned irql, const char *file, int line);
-
-/* irql.c, for wdm.c: an in-stack queued handle released while it holds nothing (C4/0x40007, retail 0x10);
- * whether the calling thread holds lock queued, and how often nested; the fast mutex routines with the
- * routine named (the try and unsafe forms). */
-void poolsim__queued_stale_release(const void *lock, poolsim_irql_routine rt, const char *file, int line);
-int poolsim__queued_nest(const void *lock);
-uint8_t poolsim__fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql_routine rt,
-                                    const char *file, int line);
-void poolsim__fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, poolsim_irql_routine rt,
-                                 const char *file, int line);
 
 /* forceirql.c: the thread t has crossed to >= DISPATCH_LEVEL (up) or back
  * below it (down). */

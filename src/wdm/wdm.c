@@ -24,15 +24,7 @@
 #include <intrin.h>
 #endif
 
-/* src/irql.h: the bug check for a NULL lock, fast mutex or lock handle (the core's private headers are not
- * included here: they do not mix with <poolsim/wdm.h>). */
-void poolsim__irql_null(const char *routine, unsigned irql, const char *file, int line);
-void poolsim__queued_stale_release(const void *lock, poolsim_irql_routine rt, const char *file, int line);
-int poolsim__queued_nest(const void *lock);
-uint8_t poolsim__fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql_routine rt,
-                                    const char *file, int line);
-void poolsim__fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, poolsim_irql_routine rt,
-                                 const char *file, int line);
+#include "../wdm_entry.h"
 
 /* ---- Compiler glue ------------------------------------------------------- */
 
