@@ -1663,6 +1663,12 @@ static void op_fault(void)
 
 /* ---- IRQL and locks (docs/semantics.md, "IRQL and locks") --------------------------------------------- */
 
+/* The core's fast mutex routines with the routine named (src/wdm_entry.h): the try and unsafe forms. */
+uint8_t poolsim__fast_mutex_acquire(const void *mutex, void **owner, poolsim_irql_routine rt,
+                                    const char *file, int line);
+void poolsim__fast_mutex_release(const void *mutex, void **owner, uint8_t old_irql, poolsim_irql_routine rt,
+                                 const char *file, int line);
+
 static const char rule_spin[] = "SpinLock:";
 static const char rule_queued[] = "QueuedSpinLock:";
 static const char rule_queued_release[] = "QueuedSpinLockRelease:";
@@ -1904,16 +1910,23 @@ static void op_mutex(void)
     unsigned mi = k % NMUTEX;
     const void *mutex = &g_mutex[mi];
     uint8_t cur = M.irql;
+    /* Bit 6: the variant (the try or the unsafe acquire, by bit 5; the unsafe release). */
+    const bool variant = (k & 0x40) != 0;
     if (!(k & 0x80)) {
-        const char *name = poolsim_irql_routine_name(POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX);
-        op_name("ExAcquireFastMutex(%u) at %u", mi, cur);
+        const poolsim_irql_routine rt = !variant     ? POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX
+                                        : (k & 0x20) ? POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE
+                                                     : POOLSIM_IRQL_RT_TRY_FAST_MUTEX;
+        const char *name = poolsim_irql_routine_name(rt);
+        op_name("%s(%u) at %u", name, mi, cur);
         bool reported = false;
         uint8_t want = cur;
         if (cur > APC) {
             x_irql(0xC4, 0x33, cur, (uintptr_t)mutex, 0, name, 520);
             reported = true;
         }
-        if (M.mutex_held[mi]) {
+        if (M.mutex_held[mi] && rt == POOLSIM_IRQL_RT_TRY_FAST_MUTEX) {
+            want = POOLSIM_NOT_ACQUIRED; /* no wait, no report, no history */
+        } else if (M.mutex_held[mi]) {
             if (!reported)
                 x_irql(0xC4, 0x1000, (uintptr_t)mutex, 0, 0, name, 520);
             int i = held_find(mutex);
@@ -1923,46 +1936,56 @@ static void op_mutex(void)
             want = POOLSIM_NOT_ACQUIRED;
         } else {
             M.mutex_held[mi] = true;
-            held_push(mutex, LK_MUTEX, POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX, cur);
+            held_push(mutex, LK_MUTEX, rt, cur);
             M.hist++;
-            M.irql = cur > APC ? cur : APC;
+            if (rt != POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE) /* the unsafe acquire does not raise */
+                M.irql = cur > APC ? cur : APC;
         }
-        uint8_t got = poolsim_fast_mutex_acquire(mutex, &g_mutex[mi].owner, g_file, 520);
-        CHECK(got == want, "ExAcquireFastMutex returned %u; the model says %u", got, want);
-        if (got != POOLSIM_NOT_ACQUIRED)
+        uint8_t got = poolsim__fast_mutex_acquire(mutex, &g_mutex[mi].owner, rt, g_file, 520);
+        CHECK(got == want, "%s returned %u; the model says %u", name, got, want);
+        if (got != POOLSIM_NOT_ACQUIRED && rt != POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE)
             M.mutex_old[mi] = got; /* the FAST_MUTEX's OldIrql, as wdm.h keeps it */
         return;
     }
-    const char *name = poolsim_irql_routine_name(POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX);
+    const poolsim_irql_routine rt =
+        variant ? POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX_UNSAFE : POOLSIM_IRQL_RT_RELEASE_FAST_MUTEX;
+    const char *name = poolsim_irql_routine_name(rt);
     uint8_t old = M.mutex_old[mi];
-    op_name("ExReleaseFastMutex(%u, %u) at %u", mi, old, cur);
+    op_name("%s(%u, %u) at %u", name, mi, old, cur);
     int i = held_find(mutex);
     mheld *h = i >= 0 && M.held[i].kind == LK_MUTEX ? &M.held[i] : NULL;
-    if (h && !h->nest && cur == APC) {
+    const bool acq_unsafe = h && h->rt == POOLSIM_IRQL_RT_ACQUIRE_FAST_MUTEX_UNSAFE;
+    if (h && !h->nest && cur == APC && !variant && !acq_unsafe) {
         M.mutex_held[mi] = false;
         held_drop(i);
         M.hist++;
         lower_to(old);
     } else {
         bool reported = false;
-        if (cur != APC) {
+        if (variant ? cur > APC : cur != APC) {
             x_irql(0xC4, 0x34, cur, M.critical, (uintptr_t)mutex, name, 521);
             reported = true;
         }
         if (!h && !reported)
             x_irql(0xC4, 0x1007, (uintptr_t)mutex, 0, 0, name, 521); /* one thread: nobody else owns it */
+        /* The pairs mixed: C4/0x1009 (before the release's history entry); the IRQL goes back as the acquire
+         * needs, to what it found. */
+        if (h && !h->nest && !reported && acq_unsafe != variant)
+            x_irql(0xC4, 0x1009, (uintptr_t)mutex, 0, 0, name, 521);
         M.hist++;
         if (!h) {
             /* Nothing changes. */
         } else if (h->nest) {
             h->nest--;
         } else {
+            uint8_t back = h->old;
             M.mutex_held[mi] = false;
             held_drop(i);
-            lower_to(old);
+            if (!acq_unsafe)
+                lower_to(back);
         }
     }
-    poolsim_fast_mutex_release(mutex, &g_mutex[mi].owner, old, g_file, 521);
+    poolsim__fast_mutex_release(mutex, &g_mutex[mi].owner, old, rt, g_file, 521);
 }
 
 static void op_critical(void)
