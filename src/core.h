@@ -105,6 +105,15 @@ int memcmp(const void *, const void *, size_t);
 
 static inline uintptr_t psim_align_up(uintptr_t v, uintptr_t a) { return (v + a - 1) & ~(a - 1); }
 
+/* SplitMix64's finaliser: every bit of x moves about half of the result's. */
+static inline uint64_t psim_mix64(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
 /* A POOL_TYPE as records and bug checks show it: without the bits that only shape the request. */
 static inline uint64_t psim_pool_type_base(uint64_t type)
 {

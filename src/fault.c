@@ -14,14 +14,6 @@
  */
 #include "core.h"
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 static void configure(psim *ps, const poolsim_fault_config *cfg)
 {
     psim_fault *f = &ps->fault;
@@ -120,7 +112,7 @@ bool poolsim__fault_decide(psim *ps, uint32_t tag, uint64_t n, uint32_t pool_typ
     if (!fire && f->probability && k > f->delay_allocs &&
         (!f->delay_ns || poolsim__prim_now_ns() - f->start_ns >= f->delay_ns) &&
         poolsim__tag_match_list(tag, f->tags))
-        fire = mix64(f->seed ^ mix64(k)) % 10000u < f->probability;
+        fire = psim_mix64(f->seed ^ psim_mix64(k)) % 10000u < f->probability;
     if (!fire)
         return false;
     psim_atomic_add(&f->injected, 1);

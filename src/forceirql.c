@@ -315,13 +315,10 @@ step:
     return fi_open(t, f->addr & ~(uintptr_t)(PSIM_PAGE - 1)) ? POOLSIM__TRAP_STEP : POOLSIM__TRAP_PASS;
 }
 
-static void fi_on_step(void)
+/* Closes again the pages the thread's pending single step opened. */
+static void fi_close_step(psim_thread *t)
 {
-    psim_thread *t = poolsim__thread();
     psim *ps = poolsim__g;
-    if (!t)
-        return;
-    t->fi_pass = 0;
     fi_lock();
     bool applied = (psim_word_load(&g_fi) & FI_APPLIED) != 0;
     for (uint32_t i = 0; i < t->nopen; i++) {
@@ -341,6 +338,15 @@ static void fi_on_step(void)
     fi_unlock();
 }
 
+static void fi_on_step(void)
+{
+    psim_thread *t = poolsim__thread();
+    if (!t)
+        return;
+    t->fi_pass = 0;
+    fi_close_step(t);
+}
+
 /* ---- Special pool's pages (special.c) ---------------------------------------------- */
 
 bool poolsim__trap_arm(void)
@@ -349,6 +355,16 @@ bool poolsim__trap_arm(void)
     g_fi_trap = poolsim__prim_trap_install(fi_on_fault, fi_on_report, fi_on_step);
     fi_unlock();
     return g_fi_trap;
+}
+
+bool poolsim_trap_rearm(void)
+{
+    fi_lock();
+    bool armed = g_fi_trap; /* only once special pool or Force IRQL checking has installed it */
+    if (armed)
+        g_fi_trap = armed = poolsim__prim_trap_install(fi_on_fault, fi_on_report, fi_on_step);
+    fi_unlock();
+    return armed;
 }
 
 bool poolsim__trap_page(psim_page *pg, bool open)
@@ -416,6 +432,11 @@ static void fi_on_report(const poolsim__prim_fault *f)
     psim_thread *t = poolsim__thread();
     psim *ps = poolsim__g;
     psim_page *pg = ps ? poolsim__page_of(ps, f->addr) : NULL;
+    /* One instruction can take a legal fault (its page opened for a step) and then a reported one: a handler
+     * that longjmps out of the report never ends that step, so close its pages first. If the handler returns,
+     * the instruction runs again and opens what it needs. */
+    if (t && t->nopen)
+        fi_close_step(t);
     if (pg && poolsim__is_special(pg))
         fi_report_special(ps, pg, f);
     else if (ps)

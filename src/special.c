@@ -79,7 +79,10 @@ static bool sp_sample(psim *ps)
     if (t->sp_secret != ps->secret) {
         uint64_t k = psim_atomic_add(&ps->special.threads, 1);
         t->sp_secret = ps->secret;
-        t->sp_rng = (ps->opt.special_pool_seed ^ (k * 0x9E3779B97F4A7C15ull)) | 1u;
+        /* Mixed, not forced odd: seeds 2k and 2k + 1 must not sample alike. xorshift needs a state other than
+         * 0. */
+        uint64_t x = psim_mix64(ps->opt.special_pool_seed ^ (k * 0x9E3779B97F4A7C15ull));
+        t->sp_rng = x ? x : 0x9E3779B97F4A7C15ull;
         t->sp_countdown = 1u + (uint32_t)(sp_next(&t->sp_rng) % (2u * (uint64_t)n - 1u));
     }
     if (--t->sp_countdown)
@@ -201,6 +204,7 @@ void poolsim__special_release(psim *ps, psim_where *w)
 {
     psim_special *sp = &ps->special;
     psim_page *pg = w->page;
+    poolsim__trap_arm(); /* a test framework may have replaced the fault handler since the allocation */
     poolsim__trap_page(pg, false);
     sp->fifo[(sp->fhead + sp->fcount++) % sp->nslots] = pg->run;
 }

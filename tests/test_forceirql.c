@@ -311,6 +311,53 @@ static void test_forceirql_holder_thread_reads(void **state)
     ExFreePoolWithTag(p, TAG);
 }
 
+/* One instruction that first reads paged pool while another thread is raised (legal here: the page is
+ * opened for a single step) and then writes a special-pool guard page (reported, D6). The handler longjmps
+ * out of the report, so that step never ends: the page it opened must be closed again all the same, and the
+ * raised thread's read of it reported (0xD1). */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+static NOINLINE void movsb1(volatile uint8_t *dst, const volatile uint8_t *src)
+{
+    __asm__ volatile("movsb" : "+D"(dst), "+S"(src) : : "memory");
+}
+#endif
+
+static void test_forceirql_step_cut_short_by_a_report(void **state)
+{
+    (void)state;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    holder h;
+    thread th;
+    SKIP_WITHOUT_TRAP();
+    uint8_t *paged = (uint8_t *)ExAllocatePoolWithTag(PagedPool, 64, TAG);
+    uint8_t *sp = (uint8_t *)ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_SPECIAL_POOL, 0x40, TAG);
+    assert_non_null(paged);
+    assert_non_null(sp);
+    paged[0] = 0x5A;
+    h.touch = paged;
+    holder_start(&h, &th);
+    assert_true(page_protected(paged));
+    expect_bugcheck(0xD6, (uintptr_t)(sp + 0x40), movsb1(sp + 0x40, paged));
+    assert_true(page_protected(paged)); /* closed again, though the step never ended */
+    any_begin();
+    store_int(&h.step, 2);
+    while (load_int(&h.step) != 5)
+        sleep_ms(1);
+    assert_int_equal(h.seen, 0x5A);
+    holder_stop(&h, &th);
+    assert_int_equal(any_end(), 1);
+    assert_int_equal(g_any.first.code, 0xD1);
+    assert_int_equal(g_any.first.param[0], (uintptr_t)paged);
+    /* The legal neighbour: the same copy into the block itself. */
+    expect_no_bugcheck(movsb1(sp + 0x3F, paged));
+    assert_int_equal(sp[0x3F], 0x5A);
+    ExFreePoolWithTag(sp, TAG);
+    ExFreePoolWithTag(paged, TAG);
+#else
+    skip();
+#endif
+}
+
 /* ---- poolsim's own accesses --------------------------------------------------------------------- */
 
 static void test_forceirql_poolsim_own_accesses(void **state)
@@ -681,6 +728,7 @@ int main(void)
         T(test_forceirql_nonpaged_under_spin_lock),
         T(test_forceirql_other_thread_passive_is_legal),
         T(test_forceirql_holder_thread_reads),
+        T(test_forceirql_step_cut_short_by_a_report),
         T(test_forceirql_poolsim_own_accesses),
         T(test_forceirql_big_block_and_raise),
         T(test_forceirql_report_and_continue),

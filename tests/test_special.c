@@ -555,9 +555,10 @@ static void test_special_sampling_replay(void **state)
 {
     (void)state;
     SKIP_WITHOUT_TRAP();
-    uint64_t a = sampled_pattern(7), b = sampled_pattern(7), c = sampled_pattern(8);
+    uint64_t a = sampled_pattern(7), b = sampled_pattern(7), c = sampled_pattern(8), d = sampled_pattern(6);
     assert_true(a == b);
     assert_false(a == c);
+    assert_false(a == d); /* seeds that differ in their lowest bit alone sample differently too */
 }
 
 /* ---- Reports ---------------------------------------------------------------------------------- */
@@ -644,9 +645,47 @@ static void test_special_order_and_peak(void **state)
     check_bytes(0, 1500);
 }
 
+/* A block made in a test's setup: cmocka puts its own SIGSEGV handler in place between the setup and the
+ * test, so the trap poolsim installed at the allocation is gone when the test touches the block. The expect_*
+ * macros put it back (poolsim_trap_rearm), and a free does too: the overrun is D6, the touch after the free
+ * D5, not a crash. */
+static uint8_t *g_fixture_block;
+
+static int setup_with_special_block(void **state)
+{
+    int rc = poolsim_cmocka_setup(state);
+    g_fixture_block = (uint8_t *)ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_SPECIAL_POOL, 0x40, TAG);
+    return rc;
+}
+
+static void test_special_block_from_a_fixture_overrun(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    uint8_t *p = g_fixture_block;
+    assert_non_null(p);
+    expect_bugcheck(0xD6, (uintptr_t)(p + 0x40), write_byte(p + 0x40, 1));
+    expect_no_bugcheck(write_byte(p + 0x3F, 1)); /* the legal neighbour */
+    ExFreePoolWithTag(p, TAG);
+}
+
+static void test_special_block_from_a_fixture_use_after_free(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_TRAP();
+    uint8_t *p = g_fixture_block;
+    assert_non_null(p);
+    ExFreePoolWithTag(p, TAG);
+    expect_bugcheck(0xD5, (uintptr_t)p, (void)read_byte(p));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_special_block_from_a_fixture_overrun, setup_with_special_block,
+                                        poolsim_cmocka_teardown),
+        cmocka_unit_test_setup_teardown(test_special_block_from_a_fixture_use_after_free,
+                                        setup_with_special_block, poolsim_cmocka_teardown),
         cmocka_unit_test_setup_teardown(test_special_verify_end_placement, poolsim_cmocka_setup,
                                         poolsim_cmocka_teardown),
         cmocka_unit_test_setup_teardown(test_special_cache_aligned, poolsim_cmocka_setup,

@@ -368,6 +368,7 @@ static inline unsigned poolsim_cmocka_unexpected(void) { return poolsim_cmocka_s
 static inline void poolsim_cmocka_arm_(jmp_buf *jb, int mode)
 {
     poolsim_cmocka_thread_ *th = poolsim_cmocka_thread_get_();
+    (void)poolsim_trap_rearm(); /* cmocka put its own SIGSEGV handler in place for this test */
     th->hits = 0;
     th->jump = jb;
     th->mode = mode;

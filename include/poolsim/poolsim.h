@@ -964,6 +964,16 @@ POOLSIM_API void poolsim_report_thread(void);
 POOLSIM_API bool poolsim_touch(const void *p, size_t n);
 POOLSIM_API bool poolsim_touch_write(const void *p, size_t n);
 
+/* Puts poolsim's fault trap (special pool's guard and freed pages, Force IRQL
+ * checking) back in front of the process's fault handling, when a test
+ * framework replaced it since (cmocka installs its own SIGSEGV handler around
+ * each test). poolsim does this itself at each special-pool allocation and
+ * free and at each raise to DISPATCH_LEVEL; <poolsim/cmocka.h>'s expect_*
+ * macros call it first, so a block allocated in a fixture is caught too.
+ * Does nothing, and returns false, until special pool or Force IRQL checking
+ * has installed the trap; returns whether it is in place. IRQL: any. */
+POOLSIM_API bool poolsim_trap_rearm(void);
+
 /* True when Force IRQL checking traps accesses here: the force_irql option
  * is on and the platform can protect pages and trap faults (x86-64 Linux
  * and Windows; not the kernel). */

@@ -185,6 +185,9 @@ static LONG CALLBACK win_veh(PEXCEPTION_POINTERS ep)
         unsigned act = on_fault(&f);
         if (act == POOLSIM__TRAP_REPORT) {
             DWORD64 rsp = c->Rsp - sizeof(DWORD64);
+            win_trap.stepping =
+                0; /* a step pending for the same instruction ends (the core closes its pages) */
+            c->EFlags &= ~(DWORD)WIN_EFLAGS_TF;
             win_trap.ctx = *c;
             win_trap.ctx.ContextFlags = CONTEXT_FULL; /* not the debug registers: Wine refuses those */
             win_trap.fault = f;
