@@ -968,10 +968,12 @@ POOLSIM_API bool poolsim_touch_write(const void *p, size_t n);
  * checking) back in front of the process's fault handling, when a test
  * framework replaced it since (cmocka installs its own SIGSEGV handler around
  * each test). poolsim does this itself at each special-pool allocation and
- * free and at each raise to DISPATCH_LEVEL; <poolsim/cmocka.h>'s expect_*
- * macros call it first, so a block allocated in a fixture is caught too.
- * Does nothing, and returns false, until special pool or Force IRQL checking
- * has installed the trap; returns whether it is in place. IRQL: any. */
+ * free and when Force IRQL checking applies its protection (the first raise
+ * to DISPATCH_LEVEL); <poolsim/cmocka.h>'s expect_* macros call it first. A
+ * test that touches a fixture's special-pool block outside those macros
+ * calls it at its start. Does nothing, and returns false, until special
+ * pool or Force IRQL checking has installed the trap; returns whether it is
+ * in place. IRQL: any (not from a signal handler). */
 POOLSIM_API bool poolsim_trap_rearm(void);
 
 /* True when Force IRQL checking traps accesses here: the force_irql option

@@ -247,8 +247,9 @@ static void posix_on_segv(int sig, siginfo_t *si, void *ucv)
     if (sig == SIGSEGV && on_fault)
         act = on_fault(&f);
     if (act == POOLSIM__TRAP_REPORT) {
-        posix_stepping =
-            0; /* a step pending for the same instruction ends here (the core closes its pages) */
+        /* A step pending for the same instruction ends here (the core closes its pages). */
+        posix_stepping = 0;
+        uc->uc_mcontext.gregs[REG_EFL] &= ~POSIX_EFLAGS_TF;
         posix_on_report(&f); /* may longjmp out: SA_NODEFER left nothing blocked */
         act = on_fault(&f);
     }
