@@ -10,6 +10,10 @@
 
 psim *poolsim__g;
 
+static const char no_memory[] =
+    "poolsim: poolsim_init: the platform gave no memory for poolsim's own tables; "
+    "poolsim is not initialised\n";
+
 int poolsim_init(const poolsim_options *opts)
 {
     if (poolsim__g) {
@@ -30,8 +34,10 @@ int poolsim_init(const poolsim_options *opts)
         return POOLSIM_E_OPTION;
     }
     psim *ps = (psim *)poolsim__prim_meta_alloc(sizeof *ps);
-    if (!ps)
+    if (!ps) {
+        poolsim__out(no_memory);
         return POOLSIM_E_NOMEM;
+    }
     ps->opt = o;
     ps->secret = poolsim__prim_entropy() | 1u;
     ps->meta_bytes = sizeof *ps;
@@ -45,6 +51,7 @@ int poolsim_init(const poolsim_options *opts)
         poolsim__tracker_fini(ps);
         poolsim__special_fini(ps);
         poolsim__prim_meta_free(ps, sizeof *ps);
+        poolsim__out(no_memory);
         return POOLSIM_E_NOMEM;
     }
     poolsim__bc_configure(&o);

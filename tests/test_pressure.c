@@ -515,6 +515,35 @@ static void test_pressure_special_pool_without_memory(void **state)
     assert_int_equal(poolsim_bugcheck_count(), 0);
 }
 
+/* poolsim_init when the platform has no memory for the instance, then none for its first table: it returns
+ * POOLSIM_E_NOMEM, says so in one line each time, and leaves nothing behind (a leak here fails the ASan and
+ * Valgrind runs); with memory back, init succeeds and the instance works. */
+static void test_pressure_init_without_memory(void **state)
+{
+    poolsim_options o = poolsim_cmocka_default_options();
+    static const char line[] = "poolsim: poolsim_init: the platform gave no memory for poolsim's own tables; "
+                               "poolsim is not initialised\n";
+    void *p;
+    (void)state;
+    assert_int_equal(poolsim_shutdown(), 0);
+    capture_start(0);
+    store_int(&g_meta_fail, 1);
+    assert_int_equal(poolsim_init(&o), POOLSIM_E_NOMEM);
+    store_int(&g_meta_fail, 0);
+    assert_false(poolsim_initialized());
+    store_int(&g_meta_budget, 1); /* the instance itself, then nothing */
+    assert_int_equal(poolsim_init(&o), POOLSIM_E_NOMEM);
+    store_int(&g_meta_budget, -1);
+    assert_false(poolsim_initialized());
+    assert_int_equal(count_of(g_text, line), 2);
+    assert_int_equal(poolsim_init(&o), POOLSIM_OK);
+    capture_stop();
+    assert_int_equal(count_of(g_text, line), 2);
+    p = ExAllocatePoolWithTag(NonPagedPoolNx, 40, TAG);
+    assert_non_null(p);
+    ExFreePoolWithTag(p, TAG);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, poolsim_cmocka_setup, teardown)
@@ -527,6 +556,7 @@ int main(void)
         T(test_pressure_chunk_not_mapped),
         T(test_pressure_site_table_without_memory),
         T(test_pressure_special_pool_without_memory),
+        T(test_pressure_init_without_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
